@@ -1,0 +1,38 @@
+# creditbus: two set-up commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test test-unit bench lint stop clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"' \
+	  || { echo "error: Python 3.11 or newer is needed as '$(PYTHON)'" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/creditbus demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-unit: venv
+	$(BIN)/python -m pytest -m "not integration and not postgres and not faults"
+
+bench: venv
+	$(BIN)/creditbus bench
+
+lint: venv
+	$(BIN)/ruff check .
+
+stop: venv
+	$(BIN)/creditbus kafka down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Sink connectors: archive updates into the public platform."""

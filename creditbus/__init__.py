@@ -1,0 +1,3 @@
+"""creditbus: the credit-archive integration bus (shared core)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""The `creditbus` console command.
+
+Core commands are listed here; the stream worker and the connectors add theirs through the
+`creditbus.commands` entry-point group, so that the core never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+CORE_COMMANDS = (
+    "creditbus.cli.kafka_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="creditbus", description="Credit-archive integration bus for key population groups."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in CORE_COMMANDS:
+        importlib.import_module(module).register(commands)
+    for entry in sorted(entry_points(group="creditbus.commands"), key=lambda e: e.name):
+        entry.load()(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

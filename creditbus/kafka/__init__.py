@@ -1,0 +1,1 @@
+"""Kafka helpers shared by every process: the local broker, topic administration."""

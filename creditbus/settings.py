@@ -1,0 +1,157 @@
+"""All settings of the bus, read from environment variables with documented defaults.
+
+Every process (publisher, stream worker, sink, query service) reads the same variables, so one
+`.env` or one docker-compose `environment:` block configures a whole deployment. The table in
+`docs/settings.md` lists them; `tests/unit/test_settings.py` keeps that table and this module in
+step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KAFKA_VERSION = "3.9.1"
+"""The Apache Kafka version the whole suite passes on (see README, 'Kafka version')."""
+
+INSECURE_DEV_SECRET = "creditbus-dev-only-secret-change-me"
+
+
+def _home_default() -> Path:
+    return Path(os.path.expanduser("~")) / ".local" / "state" / "creditbus"
+
+
+def _cache_default() -> Path:
+    return Path(os.path.expanduser("~")) / ".cache" / "creditbus"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Documentation of one environment variable."""
+
+    env: str
+    default: str
+    doc: str
+
+
+SETTINGS_DOC: tuple[Setting, ...] = (
+    Setting("CREDITBUS_HOME", "~/.local/state/creditbus", "Local state: broker data, demo DB."),
+    Setting("CREDITBUS_CACHE", "~/.cache/creditbus", "Cache of the Kafka jars from Maven."),
+    Setting("CREDITBUS_BOOTSTRAP", "(the local broker)", "Kafka bootstrap servers."),
+    Setting("CREDITBUS_KAFKA_VERSION", KAFKA_VERSION, "Kafka version of the local broker."),
+    Setting("CREDITBUS_KAFKA_HEAP", "512m", "JVM heap of the local broker."),
+    Setting("CREDITBUS_TOPIC_PREFIX", "credit", "Prefix of every topic name."),
+    Setting("CREDITBUS_PARTITIONS", "4", "Partitions of the topics the bus creates."),
+    Setting("CREDITBUS_REPLICATION", "1", "Replication factor of the topics the bus creates."),
+    Setting("CREDITBUS_SCHEMA_DIR", "<repo>/schemas/avro", "Directory of the .avsc contracts."),
+    Setting("CREDITBUS_SCHEMA_REGISTRY_URL", "", "Confluent Schema Registry URL (optional)."),
+    Setting("CREDITBUS_CATALOG_DIR", "", "Extra catalog TOML files (units, groups, ...)."),
+    Setting("CREDITBUS_PERSON_KEY_SECRET", "(dev secret)", "HMAC key of the person key."),
+    Setting("CREDITBUS_DATABASE_URL", "sqlite:///$CREDITBUS_HOME/platform.db", "Platform DB."),
+    Setting("CREDITBUS_STATE_DIR", "$CREDITBUS_HOME/worker", "Faust table state (RocksDB)."),
+    Setting("CREDITBUS_STORE", "rocksdb://", "Faust table store URL."),
+    Setting("CREDITBUS_DEDUP_HORIZON_DAYS", "30", "How long event ids are remembered."),
+    Setting("CREDITBUS_WORKER_METRICS_PORT", "9101", "Prometheus port of a stream worker."),
+    Setting("CREDITBUS_SINK_METRICS_PORT", "9102", "Prometheus port of the sink."),
+    Setting("CREDITBUS_QUERY_PORT", "8080", "HTTP port of the query service."),
+    Setting("CREDITBUS_WORKER_WEB_PORT", "6066", "Faust web port of a stream worker."),
+    Setting("CREDITBUS_SINK_BATCH_SIZE", "500", "Most updates per sink transaction."),
+    Setting("CREDITBUS_SINK_BATCH_MS", "200", "Longest wait before a sink batch is written."),
+    Setting("CREDITBUS_LOG_LEVEL", "INFO", "Log level of every process."),
+)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the environment; build one with `Settings.from_env()`."""
+
+    home: Path
+    cache: Path
+    bootstrap: str
+    kafka_version: str
+    kafka_heap: str
+    topic_prefix: str
+    partitions: int
+    replication: int
+    schema_dir: Path
+    schema_registry_url: str
+    catalog_dir: Path | None
+    person_key_secret: bytes
+    database_url: str
+    state_dir: Path
+    store: str
+    dedup_horizon_days: int
+    worker_metrics_port: int
+    sink_metrics_port: int
+    query_port: int
+    worker_web_port: int
+    sink_batch_size: int
+    sink_batch_ms: int
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(_env("CREDITBUS_HOME", str(_home_default()))).expanduser()
+        catalog_dir = _env("CREDITBUS_CATALOG_DIR", "")
+        return cls(
+            home=home,
+            cache=Path(_env("CREDITBUS_CACHE", str(_cache_default()))).expanduser(),
+            bootstrap=_env("CREDITBUS_BOOTSTRAP", "") or local_bootstrap(home),
+            kafka_version=_env("CREDITBUS_KAFKA_VERSION", KAFKA_VERSION),
+            kafka_heap=_env("CREDITBUS_KAFKA_HEAP", "512m"),
+            topic_prefix=_env("CREDITBUS_TOPIC_PREFIX", "credit"),
+            partitions=int(_env("CREDITBUS_PARTITIONS", "4")),
+            replication=int(_env("CREDITBUS_REPLICATION", "1")),
+            schema_dir=Path(_env("CREDITBUS_SCHEMA_DIR", str(REPO_ROOT / "schemas" / "avro"))),
+            schema_registry_url=_env("CREDITBUS_SCHEMA_REGISTRY_URL", ""),
+            catalog_dir=Path(catalog_dir) if catalog_dir else None,
+            person_key_secret=_env("CREDITBUS_PERSON_KEY_SECRET", INSECURE_DEV_SECRET).encode(),
+            database_url=_env("CREDITBUS_DATABASE_URL", f"sqlite:///{home / 'platform.db'}"),
+            state_dir=Path(_env("CREDITBUS_STATE_DIR", str(home / "worker"))),
+            store=_env("CREDITBUS_STORE", "rocksdb://"),
+            dedup_horizon_days=int(_env("CREDITBUS_DEDUP_HORIZON_DAYS", "30")),
+            worker_metrics_port=int(_env("CREDITBUS_WORKER_METRICS_PORT", "9101")),
+            sink_metrics_port=int(_env("CREDITBUS_SINK_METRICS_PORT", "9102")),
+            query_port=int(_env("CREDITBUS_QUERY_PORT", "8080")),
+            worker_web_port=int(_env("CREDITBUS_WORKER_WEB_PORT", "6066")),
+            sink_batch_size=int(_env("CREDITBUS_SINK_BATCH_SIZE", "500")),
+            sink_batch_ms=int(_env("CREDITBUS_SINK_BATCH_MS", "200")),
+            log_level=_env("CREDITBUS_LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.person_key_secret == INSECURE_DEV_SECRET.encode()
+
+    def describe(self) -> dict[str, str]:
+        """Settings as printable strings, secrets hidden."""
+        shown: dict[str, str] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            shown[f.name] = "***" if f.name == "person_key_secret" else str(value)
+        return shown
+
+
+def broker_state_file(home: Path) -> Path:
+    """Where `creditbus kafka up` writes the local broker's address for the other commands."""
+    return home / "kafka" / "broker.json"
+
+
+def local_bootstrap(home: Path) -> str:
+    """The bootstrap address of the local broker, or '' when none was started."""
+    path = broker_state_file(home)
+    try:
+        return str(json.loads(path.read_text())["bootstrap"])
+    except (OSError, ValueError, KeyError):
+        return ""

@@ -1,0 +1,1 @@
+"""The Faust stream workers: validate, deduplicate, enrich and build the archives."""
