@@ -54,6 +54,7 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("CREDITBUS_STATE_DIR", "$CREDITBUS_HOME/worker", "Faust table state (RocksDB)."),
     Setting("CREDITBUS_STORE", "rocksdb://", "Faust table store URL."),
     Setting("CREDITBUS_DEDUP_HORIZON_DAYS", "30", "How long event ids are remembered."),
+    Setting("CREDITBUS_MAINTENANCE_INTERVAL_S", "3600", "How often workers look for expiries."),
     Setting("CREDITBUS_WORKER_METRICS_PORT", "9101", "Prometheus port of a stream worker."),
     Setting("CREDITBUS_SINK_METRICS_PORT", "9102", "Prometheus port of the sink."),
     Setting("CREDITBUS_QUERY_PORT", "8080", "HTTP port of the query service."),
@@ -89,6 +90,7 @@ class Settings:
     state_dir: Path
     store: str
     dedup_horizon_days: int
+    maintenance_interval_s: float
     worker_metrics_port: int
     sink_metrics_port: int
     query_port: int
@@ -119,6 +121,7 @@ class Settings:
             state_dir=Path(_env("CREDITBUS_STATE_DIR", str(home / "worker"))),
             store=_env("CREDITBUS_STORE", "rocksdb://"),
             dedup_horizon_days=int(_env("CREDITBUS_DEDUP_HORIZON_DAYS", "30")),
+            maintenance_interval_s=float(_env("CREDITBUS_MAINTENANCE_INTERVAL_S", "3600")),
             worker_metrics_port=int(_env("CREDITBUS_WORKER_METRICS_PORT", "9101")),
             sink_metrics_port=int(_env("CREDITBUS_SINK_METRICS_PORT", "9102")),
             query_port=int(_env("CREDITBUS_QUERY_PORT", "8080")),
@@ -141,6 +144,17 @@ class Settings:
             value = getattr(self, f.name)
             shown[f.name] = "***" if f.name == "person_key_secret" else str(value)
         return shown
+
+
+def settings_markdown() -> str:
+    """The table of docs/settings.md (a test keeps the two equal)."""
+    lines = [
+        "# Settings", "",
+        "Every process reads these environment variables (module `creditbus/settings.py`).", "",
+        "| variable | default | meaning |", "| --- | --- | --- |",
+    ]
+    lines += [f"| `{s.env}` | `{s.default}` | {s.doc} |" for s in SETTINGS_DOC]
+    return "\n".join(lines) + "\n"
 
 
 def broker_state_file(home: Path) -> Path:

@@ -13,6 +13,8 @@ from importlib.metadata import entry_points
 
 CORE_COMMANDS = (
     "creditbus.cli.kafka_cmd",
+    "creditbus.cli.catalog_cmd",
+    "creditbus.cli.topics_cmd",
 )
 
 
@@ -24,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     for module in CORE_COMMANDS:
         importlib.import_module(module).register(commands)
     for entry in sorted(entry_points(group="creditbus.commands"), key=lambda e: e.name):
-        entry.load()(commands)
+        try:
+            register = entry.load()
+        except ImportError as exc:  # a plugin whose package is not installed: say so, go on
+            print(f"warning: commands of {entry.name!r} unavailable: {exc}", file=sys.stderr)
+            continue
+        register(commands)
     return parser
 
 
