@@ -1,0 +1,1 @@
+"""The Avro contracts of the bus: schema store, wire format, compatibility, canonical JSON."""

@@ -1,0 +1,59 @@
+"""Prometheus metrics of every process; the names are a contract (docs/metrics.md).
+
+Label values come from bounded sets only (unit codes from the catalog, reason codes, kinds,
+topic names and partitions), never from free text or personal data.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                   300.0)
+
+EVENTS_IN = Counter("creditbus_events_in", "Inbound messages read, by unit and topic.",
+                    ["unit", "topic"])
+EVENTS_VALID = Counter("creditbus_events_valid", "Inbound events that passed validation.",
+                       ["unit"])
+EVENTS_INVALID = Counter("creditbus_events_invalid", "Inbound messages rejected, by reason.",
+                         ["unit", "reason"])
+DUPLICATES = Counter("creditbus_duplicates", "Events dropped as duplicates, by kind.", ["kind"])
+ARCHIVE_UPDATES = Counter("creditbus_archive_updates", "Archive updates emitted, by change kind.",
+                          ["kind"])
+REPLAYED_UPDATES = Counter("creditbus_replayed_updates",
+                           "Updates emitted again for a message reprocessed after a crash.")
+DEAD_LETTERS = Counter("creditbus_dead_letters", "Messages sent to a dead-letter topic.",
+                       ["stage", "reason"])
+PUBLISH_TO_UPDATE = Histogram("creditbus_publish_to_update_seconds",
+                              "Time from an event's publication to its archive update.",
+                              buckets=LATENCY_BUCKETS)
+PUBLISH_TO_COMMIT = Histogram("creditbus_publish_to_commit_seconds",
+                              "Time from an event's publication to its platform commit.",
+                              buckets=LATENCY_BUCKETS)
+SINK_BATCH_SIZE = Histogram("creditbus_sink_batch_size", "Updates per sink transaction.",
+                            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))
+SINK_WRITE_SECONDS = Histogram("creditbus_sink_write_seconds",
+                               "Time to write and commit one sink batch.",
+                               buckets=LATENCY_BUCKETS)
+SINK_ROWS = Counter("creditbus_sink_updates_applied",
+                    "Archive updates applied by the sink (newer version).", [])
+SINK_SKIPPED = Counter("creditbus_sink_updates_skipped",
+                       "Archive updates the sink skipped as already applied.", [])
+SINK_RETRIES = Counter("creditbus_sink_retries", "Transient write failures retried.", [])
+SINK_LAST_SUCCESS = Gauge("creditbus_sink_last_success_timestamp_seconds",
+                          "When the sink last committed a batch.")
+CONSUMER_LAG = Gauge("creditbus_consumer_lag", "Messages behind the end of each partition.",
+                     ["group", "topic", "partition"])
+PROCESS_UP = Gauge("creditbus_process_up", "1 while the process is healthy.", ["process"])
+PROCESS_STARTED = Gauge("creditbus_process_start_timestamp_seconds",
+                        "When the process started.", ["process"])
+
+
+def serve(port: int, process: str) -> None:
+    """Expose /metrics on `port` (0 disables) and mark the process up."""
+    if port:
+        start_http_server(port, addr="0.0.0.0")
+    PROCESS_UP.labels(process).set(1)
+    PROCESS_STARTED.labels(process).set(time.time())

@@ -1,0 +1,62 @@
+"""Topic names of the bus, derived from the prefix setting and the unit catalog.
+
+Inbound topics are one per publisher (`<prefix>.raw.<unit>`), so a per-unit ACL on the prefix
+`<prefix>.raw.<unit>` gives each unit its own topic and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from creditbus.kafka.admin import TopicSpec
+
+RAW_SEGMENT = "raw"
+
+
+def raw_topic(prefix: str, unit: str) -> str:
+    return f"{prefix}.{RAW_SEGMENT}.{unit}"
+
+
+def unit_of_raw_topic(prefix: str, topic: str) -> str | None:
+    head = f"{prefix}.{RAW_SEGMENT}."
+    return topic[len(head):] if topic.startswith(head) else None
+
+
+def by_person_topic(prefix: str) -> str:
+    return f"{prefix}.internal.by-person"
+
+
+def updates_topic(prefix: str) -> str:
+    return f"{prefix}.archive.updates"
+
+
+def deadletter_topic(prefix: str) -> str:
+    return f"{prefix}.deadletter"
+
+
+def sink_deadletter_topic(prefix: str) -> str:
+    return f"{prefix}.sink.deadletter"
+
+
+def audit_topic(prefix: str) -> str:
+    return f"{prefix}.audit"
+
+
+def worker_app_id(prefix: str) -> str:
+    """The Faust app id (consumer group; prefix of its changelog topics)."""
+    return f"{prefix}-archive-worker"
+
+
+def bus_topics(
+    prefix: str, units: Iterable[str], partitions: int, replication: int
+) -> list[TopicSpec]:
+    """Every topic the bus needs, except the Faust changelogs that the worker creates itself."""
+    names = [raw_topic(prefix, unit) for unit in units]
+    names += [by_person_topic(prefix), updates_topic(prefix)]
+    specs = [TopicSpec(name, partitions, replication) for name in names]
+    specs += [
+        TopicSpec(deadletter_topic(prefix), 1, replication),
+        TopicSpec(sink_deadletter_topic(prefix), 1, replication),
+        TopicSpec(audit_topic(prefix), 1, replication),
+    ]
+    return specs
