@@ -1,0 +1,158 @@
+"""The worker's agents: ingest (stateless) and archive (stateful), plus the maintenance timer.
+
+ingest:   <prefix>.raw.<unit>        -> decode, validate, enrich -> <prefix>.internal.by-person
+                                                                  \\-> <prefix>.deadletter
+archive:  <prefix>.internal.by-person -> dedup, apply, chain      -> <prefix>.archive.updates
+timer:    scans the local archives    -> maintenance ticks         -> <prefix>.internal.by-person
+
+Re-keying through the by-person topic partitions everything downstream by person key, so any
+number of workers share the load and each person's changes are applied in order by one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import faust
+
+from creditbus import metrics
+from creditbus.archive import person
+from creditbus.archive.event import EnrichedEvent, MaintenanceTick, parse_internal
+from creditbus.archive.timeutil import china_date
+from creditbus.catalog.models import Catalog
+from creditbus.contract.wire import Wire
+from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
+from creditbus.ingest import Ingestor, Rejection
+from creditbus.settings import Settings
+from creditbus.topics import by_person_topic, deadletter_topic, raw_topic, updates_topic
+from streams.tables import ArchiveTables
+
+log = logging.getLogger("creditbus.worker")
+
+ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
+DAY_MS = 86_400_000
+INGEST_BATCH = 1000
+INGEST_WITHIN_S = 0.05
+
+
+class Topology:
+    """Registers topics, tables, agents and timers on a Faust app."""
+
+    def __init__(self, app: faust.App, settings: Settings, catalog: Catalog, wire: Wire) -> None:
+        prefix = settings.topic_prefix
+        self.app = app
+        self.wire = wire
+        self.horizon_ms = settings.dedup_horizon_days * DAY_MS
+        self.ingestor = Ingestor(catalog, wire, settings.person_key_secret, prefix)
+        raw = dict(key_serializer="raw", value_serializer="raw")
+        self.inbound = app.topic(*(raw_topic(prefix, u.code) for u in catalog.units), **raw)
+        self.by_person = app.topic(by_person_topic(prefix), partitions=settings.partitions, **raw)
+        self.updates = app.topic(updates_topic(prefix), **raw)
+        self.deadletters = app.topic(deadletter_topic(prefix), **raw)
+        self.tables = ArchiveTables(app, settings.partitions)
+        app.agent(self.inbound, name="ingest")(self.ingest)
+        app.agent(self.by_person, name="archive")(self.archive)
+        app.timer(settings.maintenance_interval_s, on_leader=False)(self.maintenance)
+
+    # -- ingest ---------------------------------------------------------------------------------
+
+    async def ingest(self, stream: faust.StreamT) -> None:
+        async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
+            for event in events:
+                await self._ingest_one(event)
+
+    async def _ingest_one(self, event: faust.EventT) -> None:
+        msg = event.message
+        value: bytes | None = event.value
+        result = self.ingestor.process(value, msg.topic, msg.partition, msg.offset)
+        metrics.EVENTS_IN.labels(result.unit or "unknown", msg.topic).inc()
+        if isinstance(result, Rejection):
+            metrics.EVENTS_INVALID.labels(result.unit or "unknown", result.code).inc()
+            await self._dead_letter("ingest", result.code, result.message, msg.topic,
+                                    msg.partition, msg.offset, mask_ids_in_bytes(value or b""),
+                                    msg.key, result.unit)
+            return
+        metrics.EVENTS_VALID.labels(result.unit).inc()
+        await self.by_person.send(key=result.person_key.encode(), value=result.to_bytes())
+
+    # -- archive --------------------------------------------------------------------------------
+
+    async def archive(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                item = parse_internal(event.value)
+            except (ValueError, TypeError, KeyError) as exc:
+                await self._dead_letter("archive", "INTERNAL_MESSAGE_INVALID", str(exc),
+                                        msg.topic, msg.partition, msg.offset, b"", msg.key, None)
+                continue
+            await self._apply(item, msg.partition, msg.offset)
+
+    async def _apply(self, item: EnrichedEvent | MaintenanceTick, partition: int,
+                     offset: int) -> None:
+        pk = item.person_key
+        current = self.tables.load(pk)
+        if isinstance(item, EnrichedEvent):
+            out = person.apply_event(current, item, partition=partition, offset=offset,
+                                     horizon_ms=self.horizon_ms)
+        else:
+            out = person.apply_tick(current, item, partition=partition, offset=offset,
+                                    horizon_ms=self.horizon_ms)
+        if out.result == person.REPLAY and out.replay_versions:
+            await self._replay(pk, *out.replay_versions)
+        elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
+            metrics.DUPLICATES.labels(out.result).inc()
+        elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
+            reason = out.dead_letter_reason or "REJECTED"
+            await self._dead_letter(
+                "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
+                item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
+                pk.encode(), item.unit)
+        if out.archive is not None:
+            self.tables.save(out.archive)
+        for update in out.updates:
+            data = self.wire.encode(ARCHIVE_UPDATE, update)
+            self.tables.remember(pk, update["version"], data)
+            await self.updates.send(key=pk.encode(), value=data)
+            metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
+            if isinstance(item, EnrichedEvent):
+                metrics.PUBLISH_TO_UPDATE.observe(max(0.0, time.time() - item.published_at / 1000))
+
+    async def _replay(self, pk: str, first: int, last: int) -> None:
+        for version in range(first, last + 1):
+            data = self.tables.recall(pk, version)
+            if data is None:
+                log.error("cannot replay version %d of a person: no longer kept", version)
+                continue
+            await self.updates.send(key=pk.encode(), value=data)
+            metrics.REPLAYED_UPDATES.inc()
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    async def maintenance(self) -> None:
+        """Ask for disclosure expiry and dedup pruning of the persons that need it."""
+        now_ms = int(time.time() * 1000)
+        today = china_date(now_ms).isoformat()
+        cutoff = now_ms - self.horizon_ms
+        for key, value in list(self.tables.archives.items()):
+            if not value:
+                continue
+            archive: dict[str, Any] = json.loads(value)
+            due = archive.get("next_expiry") is not None and archive["next_expiry"] <= today
+            stale = any(entry[4] < cutoff for entry in archive["seen"].values())
+            if due or stale:
+                tick = MaintenanceTick(archive["person_key"], today)
+                await self.by_person.send(key=key, value=tick.to_bytes())
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    async def _dead_letter(self, stage: str, reason: str, message: str, topic: str,
+                           partition: int, offset: int, value: bytes, key: bytes | None,
+                           unit: str | None) -> None:
+        metrics.DEAD_LETTERS.labels(stage, reason).inc()
+        headers = dead_letter_headers(stage=stage, reason=reason, message=message, topic=topic,
+                                      partition=partition, offset=offset, unit=unit)
+        await self.deadletters.send(key=key, value=value, headers=headers)

@@ -1,0 +1,33 @@
+"""The Faust app of the stream workers, configured from `creditbus.settings`."""
+
+from __future__ import annotations
+
+import faust
+
+from creditbus.settings import Settings
+from creditbus.topics import worker_app_id
+
+
+def create_app(settings: Settings) -> faust.App:
+    """One app per worker process; its consumer group is shared by all workers."""
+    brokers = [f"kafka://{host}" for host in settings.bootstrap.split(",") if host]
+    return faust.App(
+        worker_app_id(settings.topic_prefix),
+        broker=brokers,
+        store=settings.store,
+        datadir=str(settings.state_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_commit_interval=1.0,
+        web_enabled=settings.worker_web_port > 0,
+        web_port=settings.worker_web_port or 6066,
+        web_bind="0.0.0.0",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        stream_buffer_maxsize=8192,
+        table_standby_replicas=0,
+        autodiscover=False,
+    )

@@ -1,0 +1,46 @@
+"""Run one stream worker process (`creditbus worker`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from creditbus import metrics
+from creditbus.catalog import default_catalog
+from creditbus.cli.topics_cmd import ensure_bus_topics
+from creditbus.contract.schemas import SchemaStore
+from creditbus.contract.wire import Wire
+from creditbus.logsetup import protect_handlers
+from creditbus.settings import Settings
+from streams.agents import Topology
+from streams.app import create_app
+
+_FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
+                 "CRITICAL": "crit"}
+
+
+class _Worker(faust.Worker):
+    """A Faust worker whose log handlers mask identity numbers."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        protect_handlers(logger)
+
+
+def build(settings: Settings) -> tuple[faust.App, Topology]:
+    catalog = default_catalog(settings.catalog_dir)
+    app = create_app(settings)
+    topology = Topology(app, settings, catalog, Wire(SchemaStore(settings.schema_dir)))
+    return app, topology
+
+
+def run_worker(settings: Settings) -> int:
+    ensure_bus_topics(settings)
+    app, _topology = build(settings)
+    metrics.serve(settings.worker_metrics_port, "worker")
+    worker: Any = _Worker(app, loglevel=_FAUST_LEVELS.get(settings.log_level, "info"),
+                          quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,142 @@
+"""Helpers for tests that run the bus's real processes against the session broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from creditbus.kafka.ports import free_port
+
+
+class BusProcess:
+    """A `creditbus <command>` subprocess with its output in a log file."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.command = command
+        self.env = env
+        self.log_path = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BusProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "creditbus.cli.main", *self.command],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash under test."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def worker_env(bus_env: dict[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(bus_env)
+    env.update(
+        CREDITBUS_STATE_DIR=str(state_dir),
+        CREDITBUS_WORKER_WEB_PORT=str(free_port()),
+        CREDITBUS_WORKER_METRICS_PORT=str(free_port()),
+        CREDITBUS_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+    """Produce (topic, key, value) in order with an idempotent producer; return the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "linger.ms": 5})
+    count = 0
+    failures: list[str] = []
+
+    def report(err: object, _msg: object) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for topic, key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    remaining = producer.flush(60)
+    assert remaining == 0 and not failures, f"{remaining} undelivered, failures: {failures[:3]}"
+    return count
+
+
+def consume_all(
+    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 120.0,
+    idle: float = 3.0, done: Callable[[list[Message]], bool] | None = None,
+) -> list[Message]:
+    """Read a topic from the beginning until `expect` messages (or `done`), or until nothing
+    new arrived for `idle` seconds once the topic's end was reached."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = metadata.topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                messages.append(msg)
+                last_new = time.monotonic()
+            if expect is not None and len(messages) >= expect:
+                break
+            if done is not None and done(messages):
+                break
+            if expect is None and done is None and time.monotonic() - last_new > idle:
+                break
+    finally:
+        consumer.close()
+    return messages
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
+             interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
