@@ -15,6 +15,8 @@ CORE_COMMANDS = (
     "creditbus.cli.kafka_cmd",
     "creditbus.cli.catalog_cmd",
     "creditbus.cli.topics_cmd",
+    "creditbus.cli.publish_cmd",
+    "creditbus.cli.demo_cmd",
 )
 
 

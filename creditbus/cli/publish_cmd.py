@@ -1,0 +1,349 @@
+"""`creditbus publish --unit <code> FILE`: import a department's .xlsx / .csv / .jsonl file.
+
+Valid rows are published to the unit's raw topic; the rest go to a per-row error report (CSV,
+UTF-8 with BOM for Excel). Exit code 0: everything published; 1: some rows rejected (report
+written); 2: usage or file error (nothing published). Re-importing a file publishes the same
+event ids again, which the streams drop as exact duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from confluent_kafka import KafkaException
+
+from creditbus.catalog import Catalog, CatalogError, default_catalog
+from creditbus.contract.jsonform import from_json
+from creditbus.contract.schemas import SchemaStoreError
+from creditbus.contract.validation import EventRejected
+from creditbus.identity import redact
+from creditbus.logsetup import configure_logging
+from creditbus.publish.producer import (
+    CREDIT_EVENT,
+    KAFKA_LOGGER,
+    CreditPublisher,
+    DeliveryResult,
+    EventEncoder,
+    PreparedEvent,
+    default_wire,
+)
+from creditbus.publish.rows import (
+    BAD_JSON,
+    DELIVERY_FAILED,
+    HeaderError,
+    HeaderMap,
+    RowConverter,
+    RowError,
+    column_for_field,
+    map_headers,
+)
+from creditbus.publish.spreadsheet import TableError, count_jsonl, file_kind, open_table, read_jsonl
+from creditbus.settings import Settings
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+REPORT_HEADER = ("行号(row)", "列(column)", "原因代码(code)", "说明(message)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "publish",
+        help="import a department file (.xlsx, .csv, .jsonl) and publish its records",
+        description="Validate every row of FILE and publish the valid ones to the unit's topic; "
+        "rejected rows go to an error report. Exit 0: all published; 1: some rows rejected; "
+        "2: usage or file error.",
+    )
+    parser.add_argument("--unit", required=True, help="publishing unit (code or Chinese name)")
+    parser.add_argument("file", metavar="FILE", type=Path, help=".xlsx, .csv or .jsonl file")
+    parser.add_argument(
+        "--error-report", type=Path, default=None,
+        help="where to write the error report (default: FILE's name + .errors.csv, next to it, "
+        "written only when rows are rejected)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate only, publish nothing")
+    parser.add_argument(
+        "--progress-every", type=int, default=0, metavar="N",
+        help="progress line every N rows (default: about every 5%%, at least every 1000)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0,
+        help="seconds to wait for the broker to confirm the last events (default 120)",
+    )
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class Problem:
+    row: int
+    column: str
+    code: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    rows: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Usage(Exception):
+    """A usage or file error: print it and exit 2."""
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    err = out or sys.stderr
+    try:
+        return _run(args, err)
+    except _Usage as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace, err: TextIO) -> int:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # transient client warnings (e.g. a broker still starting) would garble the progress
+        # lines; lasting problems surface as failed deliveries in the report
+        logging.getLogger(KAFKA_LOGGER).setLevel(logging.ERROR)
+    try:
+        catalog = default_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        raise _Usage(str(exc)) from None
+    unit = _unit_code(catalog, args.unit)
+    path: Path = args.file
+    if not path.is_file():
+        raise _Usage(f"{path}: no such file")
+    try:
+        kind = file_kind(path)
+    except TableError as exc:
+        raise _Usage(str(exc)) from None
+
+    sink = _make_sink(settings, catalog, unit, dry_run=args.dry_run)
+    outcome = Outcome()
+    importer = _Importer(catalog, unit, sink, outcome, err, args.progress_every)
+    try:
+        if kind == "jsonl":
+            importer.run_jsonl(path)
+        else:
+            importer.run_table(path)
+    except (TableError, HeaderError, OSError) as exc:
+        raise _Usage(f"{path.name}: {exc}") from None
+    finally:
+        failures = sink.finish(args.timeout)
+    if failures and sink.publisher is not None and sink.publisher.last_error:
+        print(f"broker: {redact(sink.publisher.last_error)}", file=err)
+    for result in failures:
+        outcome.problems.append(
+            Problem(int(result.ref), "", DELIVERY_FAILED, result.error or "not delivered")
+        )
+    delivered = outcome.queued - len(failures)
+
+    report = args.error_report
+    if outcome.problems or report is not None:
+        report = report or path.with_name(path.name + ".errors.csv")
+        write_report(report, sorted(outcome.problems, key=lambda p: p.row))
+    verb = "valid (dry run, nothing published)" if args.dry_run else "published"
+    rejected_rows = len({p.row for p in outcome.problems})
+    summary = f"{outcome.rows} rows: {delivered} {verb}, {rejected_rows} rejected"
+    if outcome.duplicates:
+        summary += f", {outcome.duplicates} exact duplicates of earlier rows skipped"
+    print(summary, file=err)
+    if outcome.problems:
+        print(f"error report: {report}", file=err)
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def _unit_code(catalog: Catalog, text: str) -> str:
+    if catalog.has("unit", text):
+        unit = text
+    else:
+        found = catalog.unit_by_name(text)
+        if found is None:
+            raise _Usage(f"unknown unit {text!r} (see `creditbus catalog --only units`)")
+        unit = found.code
+    if not catalog.unit(unit).groups:
+        raise _Usage(f"unit {unit!r} is responsible for no group in the catalog")
+    return unit
+
+
+# --- where prepared events go -------------------------------------------------------------------
+
+
+class _Sink:
+    """Validates events (dry run) or validates and publishes them."""
+
+    def __init__(self, encoder: EventEncoder, publisher: CreditPublisher | None) -> None:
+        self.encoder = encoder
+        self.publisher = publisher
+
+    def prepare(self, event: dict[str, Any]) -> PreparedEvent:
+        return self.encoder.prepare(event)
+
+    def send(self, prepared: PreparedEvent, row: int) -> None:
+        if self.publisher is not None:
+            self.publisher.send(prepared, ref=row)
+
+    def finish(self, timeout: float) -> list[DeliveryResult]:
+        """Wait for the broker; return the events whose delivery failed (or never completed)."""
+        if self.publisher is None:
+            return []
+        report = self.publisher.flush(timeout)
+        failed = list(report.failed)
+        if report.pending:
+            failed += self.publisher.abandon_pending("not confirmed by the broker in time")
+        return failed
+
+
+def _make_sink(settings: Settings, catalog: Catalog, unit: str, *, dry_run: bool) -> _Sink:
+    try:
+        wire = default_wire(settings)
+    except SchemaStoreError as exc:
+        raise _Usage(str(exc)) from None
+    if dry_run:
+        return _Sink(EventEncoder(unit, catalog, wire), None)
+    try:
+        publisher = CreditPublisher(settings, unit, catalog=catalog, wire=wire)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    try:
+        publisher.ensure_topic()
+    except Exception as exc:  # noqa: BLE001 - Kafka errors of many kinds: cannot reach broker
+        raise _Usage(
+            f"cannot create or find topic {publisher.topic} at {settings.bootstrap}: {exc}"
+        ) from None
+    return _Sink(publisher.encoder, publisher)
+
+
+# --- the import loop ----------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(
+        self, catalog: Catalog, unit: str, sink: _Sink, outcome: Outcome, err: TextIO,
+        every: int,
+    ) -> None:
+        self.catalog = catalog
+        self.unit = unit
+        self.sink = sink
+        self.outcome = outcome
+        self.err = err
+        self.every = every
+        self.total: int | None = None
+        self.seen: set[str] = set()
+        self.verb = "published" if sink.publisher is not None else "valid"
+
+    def run_table(self, path: Path) -> None:
+        single_group = len(self.catalog.unit(self.unit).groups) == 1
+        with open_table(path) as table:
+            headers = map_headers(table.headers, group_optional=single_group)
+            if headers.unknown:
+                print(f"note: ignoring unknown column(s): {', '.join(headers.unknown)}",
+                      file=self.err)
+            self.total = table.total
+            converter = RowConverter(self.catalog, self.unit)
+            for number, cells in self._progress(table.rows()):
+                values = headers.values(cells)
+                try:
+                    event = converter.convert(values)
+                except RowError as exc:
+                    self._reject(number, headers.header_of(exc.column), exc.code, exc.message)
+                    continue
+                kind = converter.names.content_kinds.get(event["category"])
+                self._publish(number, event, headers, kind)
+
+    def run_jsonl(self, path: Path) -> None:
+        schema = self.sink.encoder.wire.store.current(CREDIT_EVENT)
+        self.total = count_jsonl(path)
+        for number, parsed in self._progress(read_jsonl(path)):
+            if isinstance(parsed, Exception) or not isinstance(parsed, dict):
+                self._reject(number, "", BAD_JSON, "not a JSON object")
+                continue
+            try:
+                event = from_json(schema, parsed)
+            except ValueError as exc:
+                self._reject(number, "", BAD_JSON, str(exc))
+                continue
+            self._publish(number, event, None, None)
+
+    def _publish(
+        self, number: int, event: dict[str, Any], headers: HeaderMap | None, kind: str | None
+    ) -> None:
+        try:
+            prepared = self.sink.prepare(event)
+        except EventRejected as exc:
+            column = exc.field or ""
+            if headers is not None:
+                column = headers.header_of(column_for_field(exc.field, kind))
+            self._reject(number, column, exc.code, exc.message)
+            return
+        if prepared.event_id in self.seen:
+            self.outcome.duplicates += 1
+            return
+        try:
+            self.sink.send(prepared, number)
+        except KafkaException as exc:  # refused locally by the client (not a broker answer)
+            self._reject(number, "", DELIVERY_FAILED, str(exc))
+            return
+        self.seen.add(prepared.event_id)
+        self.outcome.queued += 1
+
+    def _reject(self, row: int, column: str, code: str, message: str) -> None:
+        self.outcome.problems.append(Problem(row, column, code, redact(message)))
+
+    def _progress(self, rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+        every = self.every or max(100, min(1000, (self.total or 20_000) // 20))
+        for item in rows:
+            self.outcome.rows += 1
+            yield item
+            if self.outcome.rows % every == 0:
+                self._print_progress()
+        if self.outcome.rows % every:
+            self._print_progress()
+
+    def _print_progress(self) -> None:
+        o = self.outcome
+        total = f"/{self.total}" if self.total else ""
+        print(f"{o.rows}{total} rows, {o.queued} {self.verb}, {len(o.problems)} errors",
+              file=self.err, flush=True)
+
+
+def write_report(path: Path, problems: list[Problem]) -> None:
+    """The error report: CSV, UTF-8 with BOM (so that Excel detects the encoding)."""
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REPORT_HEADER)
+        for p in problems:
+            writer.writerow((p.row, p.column, p.code, redact(p.message)))
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    """Rows of an error report as dicts with keys row, column, code, message."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        return [dict(zip(("row", "column", "code", "message"), r, strict=True)) for r in reader]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m creditbus.cli.publish_cmd publish ...`)."""
+    parser = argparse.ArgumentParser(prog="creditbus")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

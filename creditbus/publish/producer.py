@@ -1,0 +1,339 @@
+"""The publisher SDK: validate, encode and publish CreditEvents to the unit's raw topic.
+
+`EventEncoder` is the pure part (no Kafka): it completes an event (unit, published_at, the stable
+event_id), encodes it, decodes it back and validates exactly what the ingest agent will see.
+`CreditPublisher` adds an idempotent producer (acks=all) that publishes to
+`<prefix>.raw.<unit>`, keyed by record_id so that the versions of a record stay in order, and
+reports every event's delivery: delivered (partition, offset) or failed (the error).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from creditbus.catalog import Catalog, UnknownCodeError, default_catalog
+from creditbus.contract import reasons as R
+from creditbus.contract.canonical import derive_event_id
+from creditbus.contract.models import CONTENT_MODELS
+from creditbus.contract.schemas import SchemaStore, qualify
+from creditbus.contract.validation import EventRejected, ValidEvent, validate_event
+from creditbus.contract.wire import Wire, WireError
+from creditbus.identity import redact
+from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
+from creditbus.settings import Settings
+from creditbus.topics import raw_topic
+
+CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
+KAFKA_LOGGER = "creditbus.publish.kafka"
+"""The logger librdkafka's own messages go to (instead of raw lines on stderr)."""
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,  # no duplicates or reordering on retries
+    "acks": "all",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "compression.type": "zstd",
+    "message.timeout.ms": 120_000,
+    "queue.buffering.max.messages": 500_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event ready to send: the decoded datum (what consumers see) and its bytes."""
+
+    datum: dict[str, Any]
+    value: bytes
+    key: bytes
+    valid: ValidEvent
+
+    @property
+    def event_id(self) -> str:
+        return str(self.datum["event_id"])
+
+    @property
+    def record_id(self) -> str:
+        return str(self.datum["record_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one published event. `ref` is what the caller passed to `publish`."""
+
+    event_id: str
+    record_id: str
+    ref: Any
+    partition: int | None
+    offset: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Deliveries completed since the previous `flush`, and how many are still in flight."""
+
+    delivered: tuple[DeliveryResult, ...]
+    failed: tuple[DeliveryResult, ...]
+    pending: int
+    """Events still in flight when the flush timed out; a later flush reports them."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.pending == 0
+
+    @property
+    def results(self) -> tuple[DeliveryResult, ...]:
+        return self.delivered + self.failed
+
+
+class PublishIncomplete(RuntimeError):
+    """Leaving a `with CreditPublisher(...)` block with deliveries that failed or are still in
+    flight, none of them collected by a `flush` call: `report` holds them."""
+
+    def __init__(self, report: DeliveryReport) -> None:
+        super().__init__(
+            f"{len(report.failed)} events failed and {report.pending} are unconfirmed"
+        )
+        self.report = report
+
+
+class EventEncoder:
+    """Completes, encodes and validates events of one unit, without any Kafka connection."""
+
+    def __init__(self, unit: str, catalog: Catalog, wire: Wire, topic: str | None = None) -> None:
+        self.unit = unit
+        self.catalog = catalog
+        self.wire = wire
+        self.topic = topic
+
+    def prepare(self, event: Mapping[str, Any], *, now_ms: int | None = None) -> PreparedEvent:
+        """Raise `EventRejected` for an invalid event; nothing is sent."""
+        if not isinstance(event, Mapping):
+            raise EventRejected(R.SCHEMA_MISMATCH, "the event is not a record")
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
+        datum = dict(event)
+        datum.setdefault("unit", self.unit)
+        if datum.get("published_at") is None:
+            datum["published_at"] = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        given_id = datum.get("event_id")
+        if not given_id:
+            datum["event_id"] = ""
+        datum["content"] = _tagged_content(datum.get("content"))
+
+        value = self._encode(datum)
+        decoded = self.wire.decode(value).datum
+        if not given_id:
+            # Derived from the decoded datum (defaults filled in, floats as Avro stores them),
+            # so that any consumer can recompute it from what it reads.
+            decoded["event_id"] = derive_event_id(decoded)
+            value = self._encode(decoded)
+        valid = validate_event(
+            decoded, self.catalog, topic_unit=self.unit, now_ms=now_ms, encoded_size=len(value)
+        )
+        return PreparedEvent(decoded, value, decoded["record_id"].encode("utf-8"), valid)
+
+    def _encode(self, datum: Mapping[str, Any]) -> bytes:
+        try:
+            return self.wire.encode(CREDIT_EVENT, datum, topic=self.topic)
+        except WireError as exc:
+            raise EventRejected(R.SCHEMA_MISMATCH, redact(exc.message)) from None
+
+
+def _tagged_content(content: Any) -> Any:
+    """Accept content as the wire tuple, or as the JSON form ``{"Penalty": {...}}``."""
+    if content is None or isinstance(content, tuple):
+        return content
+    if isinstance(content, Mapping) and len(content) == 1:
+        ((name, body),) = content.items()
+        if isinstance(name, str) and qualify(name) in CONTENT_MODELS:
+            return (qualify(name), body)
+    raise EventRejected(
+        R.SCHEMA_MISMATCH,
+        'content must be (record name, fields) or {"<Type>": {...}}, e.g. {"Penalty": {...}}',
+        "content",
+    )
+
+
+def schema_registry_client(url: str) -> Any:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient({"url": url})
+
+
+def default_wire(settings: Settings) -> Wire:
+    """Single-object framing, or Confluent framing when a schema registry is configured."""
+    registry = (
+        schema_registry_client(settings.schema_registry_url)
+        if settings.schema_registry_url else None
+    )
+    return Wire(SchemaStore(settings.schema_dir), registry=registry)
+
+
+class CreditPublisher:
+    """Publishes a unit's CreditEvents. Use as a context manager, or call `flush` at the end.
+
+    `publish` validates and queues (raising `EventRejected` before anything is sent); `flush`
+    waits and returns a `DeliveryReport` of the deliveries completed since the last flush.
+    Leaving a with-block flushes and raises `PublishIncomplete` if deliveries failed.
+    `on_delivery(result)` is called for every event as its delivery completes (inside
+    `publish`/`flush`/`poll`, in the caller's thread).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        unit: str,
+        *,
+        catalog: Catalog | None = None,
+        wire: Wire | None = None,
+        on_delivery: Callable[[DeliveryResult], None] | None = None,
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog if catalog is not None else default_catalog(settings.catalog_dir)
+        try:
+            self.catalog.unit(unit)
+        except UnknownCodeError:
+            raise ValueError(
+                f"unknown unit {unit!r} (see `creditbus catalog --only units`)"
+            ) from None
+        if not settings.bootstrap:
+            raise ValueError(
+                "no Kafka bootstrap servers: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`"
+            )
+        self.unit = unit
+        self.topic = raw_topic(settings.topic_prefix, unit)
+        self.wire = wire if wire is not None else default_wire(settings)
+        self.encoder = EventEncoder(unit, self.catalog, self.wire, self.topic)
+        self.on_delivery = on_delivery
+        self._config = {
+            "bootstrap.servers": settings.bootstrap,
+            "client.id": f"creditbus-publisher-{unit}",
+            **PRODUCER_DEFAULTS,
+            **dict(producer_config or {}),
+        }
+        self._producer: Any = None
+        self._in_flight: dict[int, tuple[str, str, Any]] = {}  # token -> (event id, record, ref)
+        self._tokens = 0
+        self._done: list[DeliveryResult] = []
+        self.last_error: str | None = None
+        """The last client-level error librdkafka reported (e.g. broker down), for display."""
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def prepare(self, event: Mapping[str, Any]) -> PreparedEvent:
+        """Validate and encode without sending (what `publish` does first)."""
+        return self.encoder.prepare(event)
+
+    def publish(self, event: Mapping[str, Any], *, ref: Any = None) -> str:
+        """Validate, encode and queue one event; return its event id.
+
+        Raises `EventRejected` for an invalid event. `ref` comes back in its `DeliveryResult`.
+        """
+        prepared = self.encoder.prepare(event)
+        self.send(prepared, ref=ref)
+        return prepared.event_id
+
+    def send(self, prepared: PreparedEvent, *, ref: Any = None) -> None:
+        """Queue an already prepared event."""
+        producer = self._producer or self._start()
+        self._tokens += 1
+        token = self._tokens
+        callback = functools.partial(self._delivered, token)
+        while True:
+            try:
+                producer.produce(
+                    self.topic, value=prepared.value, key=prepared.key, on_delivery=callback
+                )
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
+        self._in_flight[token] = (prepared.event_id, prepared.record_id, ref)
+        producer.poll(0)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery callbacks; returns how many were served."""
+        return int(self._producer.poll(timeout)) if self._producer is not None else 0
+
+    def flush(self, timeout: float = 60.0) -> DeliveryReport:
+        """Wait up to `timeout` seconds for every queued event; report what completed."""
+        if self._producer is not None:
+            self._producer.flush(timeout)
+        done, self._done = self._done, []
+        return DeliveryReport(
+            delivered=tuple(r for r in done if r.ok),
+            failed=tuple(r for r in done if not r.ok),
+            pending=len(self._in_flight),
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def abandon_pending(self, reason: str) -> list[DeliveryResult]:
+        """Give up waiting for the events still in flight: report each as failed with `reason`
+        (the broker may still have received some of them; re-publishing is safe, the ids are
+        stable) and stop tracking them."""
+        results = [
+            DeliveryResult(event_id, record_id, ref, None, None, reason)
+            for event_id, record_id, ref in self._in_flight.values()
+        ]
+        self._in_flight.clear()
+        return results
+
+    def close(self, timeout: float = 60.0) -> DeliveryReport:
+        return self.flush(timeout)
+
+    def __enter__(self) -> CreditPublisher:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        report = self.flush()
+        if not report.ok and exc_type is None:
+            raise PublishIncomplete(report)  # never drop a failed delivery silently
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _start(self) -> Any:
+        from confluent_kafka import Producer
+
+        self.ensure_topic()
+        self._producer = Producer({
+            "logger": logging.getLogger(KAFKA_LOGGER), **self._config,
+            "error_cb": self._client_error,
+        })
+        return self._producer
+
+    def ensure_topic(self) -> None:
+        """Create the unit's raw topic if it does not exist (the broker does not auto-create)."""
+        admin = admin_client(self.settings.bootstrap)
+        spec = TopicSpec(self.topic, self.settings.partitions, self.settings.replication)
+        ensure_topics(admin, [spec], timeout=30.0)
+
+    def _client_error(self, error: Any) -> None:
+        self.last_error = str(error)
+
+    def _delivered(self, token: int, err: Any, msg: Any) -> None:
+        entry = self._in_flight.pop(token, None)
+        if entry is None:  # abandoned earlier
+            return
+        event_id, record_id, ref = entry
+        if err is None:
+            result = DeliveryResult(event_id, record_id, ref, msg.partition(), msg.offset(), None)
+        else:
+            result = DeliveryResult(event_id, record_id, ref, None, None, redact(str(err)))
+        self._done.append(result)
+        if self.on_delivery is not None:
+            self.on_delivery(result)
