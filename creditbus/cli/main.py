@@ -17,6 +17,7 @@ CORE_COMMANDS = (
     "creditbus.cli.topics_cmd",
     "creditbus.cli.publish_cmd",
     "creditbus.cli.demo_cmd",
+    "creditbus.cli.bench_cmd",
 )
 
 

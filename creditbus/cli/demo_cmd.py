@@ -1,0 +1,152 @@
+"""`creditbus demo`: the whole bus on the embedded default, with sample department data.
+
+Starts the local broker, generates sample spreadsheets of several units as departments keep
+them, imports them through the publisher, runs a stream worker and the platform sink as the
+real processes, waits until every event is in the platform database (SQLite), verifies the
+hash chains and says where everything is. The worker and sink are separate commands of their
+own packages; the demo runs them as subprocesses, as an operator would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from creditbus.catalog import default_catalog
+from creditbus.kafka.lag import group_lag
+from creditbus.kafka.local import BrokerError, LocalBroker
+from creditbus.kafka.toolchain import PrerequisiteError
+from creditbus.settings import Settings
+from creditbus.topics import by_person_topic, raw_topic, worker_app_id
+
+DEMO_UNITS = ("justice", "edu", "health", "tax", "fire", "culture_tourism", "housing", "amr",
+              "org", "fin_office", "audit")
+"""Units whose sample data the demo imports; the other units publish nothing (reads 否)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="run the bus end to end on sample data")
+    parser.add_argument("--rows", type=int, default=300, help="sample rows per unit")
+    parser.add_argument("--seed", type=int, default=2022)
+    parser.set_defaults(func=run)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "creditbus.cli.main", *args]
+
+
+def _step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    demo_dir = settings.home / "demo"
+    inputs = demo_dir / "input"
+    inputs.mkdir(parents=True, exist_ok=True)
+
+    _step("Starting the local Apache Kafka broker (KRaft, 127.0.0.1)")
+    broker = LocalBroker(settings.home, settings.cache, settings.kafka_version,
+                         settings.kafka_heap)
+    try:
+        state = broker.up()
+    except (PrerequisiteError, BrokerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Kafka {state.version} at {state.bootstrap}")
+    env = dict(os.environ, CREDITBUS_BOOTSTRAP=state.bootstrap, CREDITBUS_HOME=str(settings.home))
+    if subprocess.run(_cli("topics", "ensure"), env=env).returncode != 0:
+        return 1
+
+    _step(f"Writing sample department spreadsheets to {inputs}")
+    files = _write_samples(inputs, args.rows, args.seed)
+
+    _step("Starting a stream worker (Faust): validate, deduplicate, enrich, build archives")
+    worker_log = demo_dir / "worker.log"
+    worker = _start(_cli("worker"), env, worker_log)
+    try:
+        _step("Importing the spreadsheets through the publisher SDK (creditbus publish)")
+        for unit, path in files:
+            report = demo_dir / f"errors-{unit}.csv"
+            code = subprocess.run(
+                _cli("publish", "--unit", unit, str(path), "--error-report", str(report)),
+                env=env,
+            ).returncode
+            if code not in (0, 1):
+                print(f"error: importing {path.name} failed (exit {code})", file=sys.stderr)
+                return 1
+
+        _step("Waiting for the worker to process every event")
+        if not _wait_for_worker(worker, state.bootstrap, settings, worker_log):
+            return 1
+
+        _step("Streaming archive updates into the platform database (creditbus sink)")
+        sink = subprocess.run(_cli("sink", "--until-idle", "5"), env=env)
+        if sink.returncode != 0:
+            print(f"error: the sink failed; see {worker_log}", file=sys.stderr)
+            return 1
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+    _step("Verifying every person's hash chain in the platform database (creditbus verify)")
+    verified = subprocess.run(_cli("verify"), env=env).returncode
+
+    print(f"""
+Done. The platform database (SQLite) is {settings.database_url.removeprefix('sqlite:///')}
+  rejected rows of each import:  {demo_dir}/errors-<unit>.csv
+  the worker's log:              {worker_log}
+  the broker keeps running at {state.bootstrap}; stop it with `make stop`
+  (or `.venv/bin/creditbus kafka down`).""")
+    return 0 if verified == 0 else 1
+
+
+def _wait_for_worker(worker: subprocess.Popen[bytes], bootstrap: str, settings: Settings,
+                     log: Path, timeout: float = 600.0) -> bool:
+    """Until the worker's consumer group has committed past every inbound and internal message."""
+    catalog = default_catalog(settings.catalog_dir)
+    prefix = settings.topic_prefix
+    topics = [raw_topic(prefix, u.code) for u in catalog.units] + [by_person_topic(prefix)]
+    group = worker_app_id(prefix)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print("error: the worker stopped:\n" + "\n".join(tail), file=sys.stderr)
+            return False
+        lag = group_lag(bootstrap, group, topics)
+        if lag == 0:
+            return True
+        print(f"  {lag:,} messages still to process", flush=True)
+        time.sleep(2)
+    print(f"error: the worker did not catch up within {timeout:.0f} s; see {log}",
+          file=sys.stderr)
+    return False
+
+
+def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+        time.sleep(0)
+
+
+def _write_samples(directory: Path, rows: int, seed: int) -> list[tuple[str, Path]]:
+    from creditbus.publish.sample import write_sample_file
+
+    files = []
+    for i, unit in enumerate(DEMO_UNITS):
+        suffix = ".xlsx" if i % 2 == 0 else ".csv"
+        path = write_sample_file(directory / f"{unit}{suffix}", unit, rows, seed + i)
+        print(f"  {path.name}: {rows} rows")
+        files.append((unit, path))
+    return files
