@@ -76,7 +76,7 @@ class Topology:
                                     msg.key, result.unit)
             return
         metrics.EVENTS_VALID.labels(result.unit).inc()
-        await self.by_person.send(key=result.person_key.encode(), value=result.to_bytes())
+        self.by_person.send_soon(key=result.person_key.encode(), value=result.to_bytes())
 
     # -- archive --------------------------------------------------------------------------------
 
@@ -116,7 +116,7 @@ class Topology:
         for update in out.updates:
             data = self.wire.encode(ARCHIVE_UPDATE, update)
             self.tables.remember(pk, update["version"], data)
-            await self.updates.send(key=pk.encode(), value=data)
+            self.updates.send_soon(key=pk.encode(), value=data)
             metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
             if isinstance(item, EnrichedEvent):
                 metrics.PUBLISH_TO_UPDATE.observe(max(0.0, time.time() - item.published_at / 1000))
@@ -127,7 +127,7 @@ class Topology:
             if data is None:
                 log.error("cannot replay version %d of a person: no longer kept", version)
                 continue
-            await self.updates.send(key=pk.encode(), value=data)
+            self.updates.send_soon(key=pk.encode(), value=data)
             metrics.REPLAYED_UPDATES.inc()
 
     # -- maintenance ----------------------------------------------------------------------------
@@ -145,7 +145,7 @@ class Topology:
             stale = any(entry[4] < cutoff for entry in archive["seen"].values())
             if due or stale:
                 tick = MaintenanceTick(archive["person_key"], today)
-                await self.by_person.send(key=key, value=tick.to_bytes())
+                self.by_person.send_soon(key=key, value=tick.to_bytes())
 
     # -- dead letters ---------------------------------------------------------------------------
 
@@ -155,4 +155,4 @@ class Topology:
         metrics.DEAD_LETTERS.labels(stage, reason).inc()
         headers = dead_letter_headers(stage=stage, reason=reason, message=message, topic=topic,
                                       partition=partition, offset=offset, unit=unit)
-        await self.deadletters.send(key=key, value=value, headers=headers)
+        self.deadletters.send_soon(key=key, value=value, headers=headers)

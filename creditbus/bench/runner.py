@@ -1,0 +1,312 @@
+"""The benchmark run: a broker of its own, a pre-produced workload, the raw limit, the bus end
+to end (backfill), and latency at steady publish rates.
+
+The worker and the sink run as the real `creditbus worker` / `creditbus sink` processes; their
+progress is read from their Prometheus endpoints, as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from creditbus.bench.workload import Workload
+from creditbus.catalog import default_catalog
+from creditbus.contract.wire import Wire
+from creditbus.kafka.admin import admin_client, ensure_topics
+from creditbus.kafka.local import LocalBroker
+from creditbus.kafka.ports import free_port
+from creditbus.settings import Settings
+from creditbus.topics import bus_topics, raw_topic
+
+
+@dataclass
+class BenchResult:
+    date: str
+    cores: int
+    kafka_version: str
+    partitions: int
+    workers: int
+    events: int
+    valid: int
+    duplicates: int
+    bad: int
+    persons: int
+    raw_limit_eps: float = 0.0
+    end_to_end_eps: float = 0.0
+    ratio: float = 0.0
+    backfill_seconds: float = 0.0
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    state_mib: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def produce_workload(bootstrap: str, workload: Workload, events: int) -> float:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+                         "compression.type": "lz4", "enable.idempotence": True})
+    start = time.perf_counter()
+    for i, (topic, key, value) in enumerate(workload.messages(events)):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 100_000 == 0 and i:
+            _progress(f"  produced {i:,} / {events:,}")
+    producer.flush(300)
+    return time.perf_counter() - start
+
+
+def measure_raw_limit(bootstrap: str, topics: list[str], total: int) -> float:
+    """A plain consumer that only reads and Avro-decodes the same events."""
+    wire = Wire()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{time.time_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.max.bytes": 52428800})
+    metadata = consumer.list_topics(timeout=30)
+    consumer.assign([TopicPartition(t, p, 0) for t in topics
+                     for p in metadata.topics[t].partitions])
+    seen = 0
+    start = time.perf_counter()
+    deadline = start + 600
+    while seen < total and time.perf_counter() < deadline:
+        for msg in consumer.consume(10000, 1.0):
+            if msg.error():
+                continue
+            seen += 1
+            try:
+                wire.decode(msg.value() or b"")
+            except Exception:  # noqa: BLE001 - bad events are part of the workload
+                continue
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return seen / elapsed
+
+
+def scrape(port: int) -> dict[str, float]:
+    try:
+        text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                continue
+    return values
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the process's peak resident set size."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def dir_mib(path: Path) -> float:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:  # blocks, not the apparent size: Kafka's index files are sparse
+                total += (Path(root) / name).stat().st_blocks * 512
+            except OSError:
+                continue
+    return total / 1024 / 1024
+
+
+def histogram_quantiles(before: dict[str, float], after: dict[str, float], name: str,
+                        qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, float]:
+    """Quantiles of the observations made between two scrapes (linear within a bucket)."""
+    buckets: list[tuple[float, float]] = []
+    for key, value in after.items():
+        if key.startswith(f"{name}_bucket{{") and 'le="' in key:
+            le = key.split('le="')[1].split('"')[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets.append((bound, value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    out: dict[str, float] = {"count": total}
+    for q in qs:
+        rank = q * total
+        previous_bound, previous_count = 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank and total:
+                if bound == float("inf"):
+                    out[f"p{int(q * 100)}"] = previous_bound
+                else:
+                    width = count - previous_count
+                    frac = (rank - previous_count) / width if width else 1.0
+                    out[f"p{int(q * 100)}"] = previous_bound + (bound - previous_bound) * frac
+                break
+            previous_bound, previous_count = bound, count
+    return out
+
+
+class BusUnderTest:
+    """The worker(s) and the sink as subprocesses, with metrics ports of their own."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, workers: int) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.worker_ports = [free_port() for _ in range(workers)]
+        self.sink_port = free_port()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        for i, port in enumerate(self.worker_ports):
+            env = dict(self.env, CREDITBUS_WORKER_METRICS_PORT=str(port),
+                       CREDITBUS_WORKER_WEB_PORT=str(free_port()),
+                       CREDITBUS_STATE_DIR=str(self.workdir / f"worker{i}"))
+            self.procs[f"worker{i}"] = self._spawn(["worker"], env, f"worker{i}.log")
+        env = dict(self.env, CREDITBUS_SINK_METRICS_PORT=str(self.sink_port))
+        self.procs["sink"] = self._spawn(["sink"], env, "sink.log")
+
+    def _spawn(self, args: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+        with open(self.workdir / log, "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "creditbus.cli.main", *args], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+
+    def applied(self) -> float:
+        return scrape(self.sink_port).get("creditbus_sink_updates_applied_total", 0.0)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.workdir}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds: int,
+        workers: int, keep: bool = False) -> BenchResult:
+    workdir = Path(tempfile.mkdtemp(prefix="creditbus-bench-"))
+    broker = LocalBroker(workdir / "home", settings.cache, settings.kafka_version, heap="1g")
+    _progress(f"Starting a broker of its own in {workdir} ...")
+    state = broker.up(quiet=True)
+    catalog = default_catalog(settings.catalog_dir)
+    prefix = "bench"
+    result: BenchResult | None = None
+    bus: BusUnderTest | None = None
+    try:
+        ensure_topics(admin_client(state.bootstrap),
+                      bus_topics(prefix, [u.code for u in catalog.units], settings.partitions, 1))
+        workload = Workload(catalog, prefix, seed=8)
+        _progress(f"Pre-producing {events:,} events ...")
+        produce_workload(state.bootstrap, workload, events)
+        c = workload.counts
+        result = BenchResult(
+            date=time.strftime("%Y-%m-%d %H:%M"), cores=os.cpu_count() or 0,
+            kafka_version=settings.kafka_version, partitions=settings.partitions,
+            workers=workers, events=c.messages, valid=c.valid, duplicates=c.duplicates,
+            bad=c.bad, persons=c.persons)
+
+        _progress("Raw limit: a plain consumer reading and decoding the same events ...")
+        inbound = [raw_topic(prefix, u) for u in workload.units()]
+        result.raw_limit_eps = measure_raw_limit(state.bootstrap, inbound, c.messages)
+
+        _progress("Bus end to end (backfill): inbound topics -> rows committed ...")
+        env = dict(os.environ, CREDITBUS_BOOTSTRAP=state.bootstrap,
+                   CREDITBUS_TOPIC_PREFIX=prefix, CREDITBUS_HOME=str(workdir / "home"),
+                   CREDITBUS_DATABASE_URL=f"sqlite:///{workdir / 'platform.db'}",
+                   CREDITBUS_LOG_LEVEL="WARNING")
+        bus = BusUnderTest(env, workdir, workers)
+        start = time.perf_counter()
+        bus.start()
+        last_report = start
+        while bus.applied() < c.valid:
+            bus.check_alive()
+            time.sleep(0.5)
+            if time.perf_counter() - last_report > 10:
+                last_report = time.perf_counter()
+                _progress(f"  {bus.applied():,.0f} / {c.valid:,} updates committed "
+                          f"({time.perf_counter() - start:.0f} s)")
+        elapsed = time.perf_counter() - start
+        result.backfill_seconds = elapsed
+        result.end_to_end_eps = c.messages / elapsed
+        result.ratio = result.end_to_end_eps / result.raw_limit_eps
+        result.peak_rss_mib = {name: round(peak_rss_mib(p.pid), 1)
+                               for name, p in bus.procs.items()}
+        result.state_mib = {
+            "worker_state": round(sum(dir_mib(workdir / f"worker{i}")
+                                      for i in range(workers)), 1),
+            "platform_db": round(dir_mib(workdir) - dir_mib(workdir / "home")
+                                 - sum(dir_mib(workdir / f"worker{i}")
+                                       for i in range(workers)), 1),
+            "kafka_logs": round(dir_mib(workdir / "home" / "kafka"), 1),
+        }
+
+        for rate in rates:
+            _progress(f"Latency at {rate:,} events/s for {rate_seconds} s ...")
+            result.latency[str(rate)] = measure_latency(state.bootstrap, workload, bus, rate,
+                                                        rate_seconds)
+        return result
+    finally:
+        if bus is not None:
+            bus.stop()
+        broker.down(purge=True)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_latency(bootstrap: str, workload: Workload, bus: BusUnderTest, rate: int,
+                    seconds: int) -> dict[str, float]:
+    """Publish fresh events at a steady rate; quantiles of publication -> platform commit."""
+    before = scrape(bus.sink_port)
+    target = bus.applied()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1,
+                         "enable.idempotence": True})
+    start = time.perf_counter()
+    sent = 0
+    stream = workload.fresh_messages()
+    while time.perf_counter() - start < seconds:
+        due = int((time.perf_counter() - start) * rate)
+        while sent < due:
+            topic, key, value = next(stream)
+            producer.produce(topic, key=key, value=value)
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    producer.flush(60)
+    deadline = time.perf_counter() + 120
+    while bus.applied() < target + sent and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    after = scrape(bus.sink_port)
+    quantiles = histogram_quantiles(before, after, "creditbus_publish_to_commit_seconds")
+    quantiles["sent"] = sent
+    quantiles["achieved_rate"] = round(sent / seconds, 1)
+    return quantiles
+
+
+def as_dict(result: BenchResult) -> dict[str, Any]:
+    return asdict(result)
