@@ -1,0 +1,47 @@
+"""Benchmark figures as JSON and a short Markdown table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from creditbus.bench.runner import BenchResult, as_dict
+
+
+def markdown(r: BenchResult) -> str:
+    lines = [
+        f"Benchmark of {r.date}: {r.cores} cores, Apache Kafka {r.kafka_version}, "
+        f"{r.partitions} partitions, {r.workers} worker(s), SQLite platform DB.",
+        "",
+        f"Workload: {r.events:,} messages ({r.valid:,} valid, {r.duplicates:,} duplicates, "
+        f"{r.bad:,} bad) for {r.persons:,} persons.",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| raw limit (consume + Avro decode) | {r.raw_limit_eps:,.0f} events/s |",
+        f"| bus end to end (inbound -> platform rows) | {r.end_to_end_eps:,.0f} events/s |",
+        f"| ratio end to end / raw | {r.ratio:.2f} |",
+        f"| backfill of {r.events:,} events | {r.backfill_seconds:,.1f} s |",
+    ]
+    for name, mib in r.peak_rss_mib.items():
+        lines.append(f"| peak RSS {name} | {mib:,.0f} MiB |")
+    for name, mib in r.state_mib.items():
+        lines.append(f"| on disk: {name} | {mib:,.0f} MiB |")
+    for rate, q in r.latency.items():
+        lines.append(
+            f"| latency at {int(rate):,}/s (achieved {q.get('achieved_rate', 0):,.0f}/s) "
+            f"p50 / p95 / p99 | {q.get('p50', 0):.3f} / {q.get('p95', 0):.3f} / "
+            f"{q.get('p99', 0):.3f} s |")
+    lines += [f"- {note}" for note in r.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: BenchResult, directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = result.date.replace(" ", "_").replace(":", "")
+    json_path = directory / f"{stem}.json"
+    md_path = directory / f"{stem}.md"
+    json_path.write_text(json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n")
+    md_path.write_text(markdown(result))
+    (directory / "latest.md").write_text(markdown(result))
+    return json_path, md_path
