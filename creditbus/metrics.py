@@ -42,10 +42,21 @@ SINK_ROWS = Counter("creditbus_sink_updates_applied",
 SINK_SKIPPED = Counter("creditbus_sink_updates_skipped",
                        "Archive updates the sink skipped as already applied.", [])
 SINK_RETRIES = Counter("creditbus_sink_retries", "Transient write failures retried.", [])
+SINK_CHAIN_BREAKS = Counter("creditbus_sink_chain_breaks",
+                            "Updates applied although they do not continue the stored chain "
+                            "(kind: gap = version skipped ahead, fork = previous hash differs).",
+                            ["kind"])
 SINK_LAST_SUCCESS = Gauge("creditbus_sink_last_success_timestamp_seconds",
                           "When the sink last committed a batch.")
 CONSUMER_LAG = Gauge("creditbus_consumer_lag", "Messages behind the end of each partition.",
                      ["group", "topic", "partition"])
+QUERIES = Counter("creditbus_queries", "Archive queries answered, by caller role and status.",
+                  ["role", "status"])
+QUERY_SECONDS = Histogram("creditbus_query_seconds",
+                          "Seconds to answer an archive query, audit delivery included.",
+                          buckets=LATENCY_BUCKETS)
+QUERY_AUDIT_FAILURES = Counter("creditbus_query_audit_failures",
+                               "Queries whose audit record was not delivered (answer withheld).")
 PROCESS_UP = Gauge("creditbus_process_up", "1 while the process is healthy.", ["process"])
 PROCESS_STARTED = Gauge("creditbus_process_start_timestamp_seconds",
                         "When the process started.", ["process"])

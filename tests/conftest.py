@@ -20,6 +20,8 @@ from creditbus.settings import Settings
 
 TESTS_DIR = Path(__file__).parent
 
+pytest_plugins = ["tests.pg_fixture"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:

@@ -1,0 +1,178 @@
+"""The small interface the sink and verify use on the platform database, and its factory.
+
+Two back ends implement it: SQLite (stdlib, WAL mode, the embedded default, `sqlite:///path`)
+and PostgreSQL (psycopg 3, `postgresql://...`). Rows go in and come out in the canonical forms
+of `connectors.platform.rows` (timestamps as UTC ISO text, dates as ISO text, booleans as bool),
+whatever the column types, so the sink, verify and the tests compare like with like.
+
+Failures are sorted by `classify`: TRANSIENT (retry the whole batch later: connection lost,
+lock timeout, serialisation failure, database is locked), ROW (this row can never be written:
+constraint violation, bad value; isolate it and dead-letter it) and FATAL (anything else: stop).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from connectors.platform import schema
+from connectors.platform.rows import (
+    LOG_COLUMNS,
+    OFFSET_COLUMNS,
+    PERSON_COLUMNS,
+    RECORD_COLUMNS,
+    Row,
+)
+from creditbus.contract.canonical import format_timestamp
+
+
+class ErrorKind(enum.Enum):
+    TRANSIENT = "transient"
+    ROW = "row"
+    FATAL = "fatal"
+
+
+def quote(column: str) -> str:
+    """Quote the columns whose names are SQL keywords in some dialect."""
+    return f'"{column}"' if column in ("groups", "partition") else column
+
+
+def upsert_sql(table: str, columns: Sequence[str], placeholder: str,
+               guard: str | None) -> str:
+    """INSERT ... ON CONFLICT (pk) DO UPDATE, only when `guard` grows (when given).
+
+    Both SQLite (3.24+) and PostgreSQL accept this statement.
+    """
+    key = schema.PRIMARY_KEYS[table]
+    names = ", ".join(quote(c) for c in columns)
+    values = ", ".join([placeholder] * len(columns))
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in key)
+    sql = (f"INSERT INTO {table} ({names}) VALUES ({values}) "
+           f"ON CONFLICT ({', '.join(quote(c) for c in key)}) DO UPDATE SET {updates}")
+    if guard:
+        sql += f" WHERE {table}.{guard} < excluded.{guard}"
+    return sql
+
+
+def insert_sql(table: str, columns: Sequence[str], placeholder: str) -> str:
+    names = ", ".join(quote(c) for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join([placeholder] * len(columns))})"
+
+
+class PlatformDB(ABC):
+    """One connection to the platform database (not thread-safe; one per sink)."""
+
+    dialect: str = ""
+    placeholder: str = "?"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        p = self.placeholder
+        self.sql_person = upsert_sql("cb_person", PERSON_COLUMNS, p, "archive_version")
+        self.sql_record = upsert_sql("cb_record", RECORD_COLUMNS, p, "person_version")
+        self.sql_log = insert_sql("cb_update_log", LOG_COLUMNS, p)
+        self.sql_offset = upsert_sql("cb_sink_offset", OFFSET_COLUMNS, p, None)
+
+    # -- connection and transactions ----------------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """BEGIN (connecting first if needed) ... COMMIT, or ROLLBACK on an exception."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint inside the current transaction, rolled back on an exception."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def classify(self, exc: BaseException) -> ErrorKind: ...
+
+    # -- schema -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Create or migrate the schema (idempotent); return the schema version."""
+
+    @abstractmethod
+    def schema_version(self) -> int | None:
+        """The applied schema version, None when the database holds no platform schema."""
+
+    # -- the sink's writes (inside `transaction`) ---------------------------------------------
+
+    @abstractmethod
+    def person_heads(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """(archive_version, chain_head) of the persons that exist among `keys`; in PostgreSQL
+        the rows are locked until the transaction ends."""
+
+    def upsert_persons(self, rows: Sequence[Row]) -> None:
+        self._executemany(self.sql_person, rows)
+
+    def upsert_records(self, rows: Sequence[Row]) -> None:
+        self._executemany(self.sql_record, rows)
+
+    def insert_log(self, rows: Sequence[Row]) -> None:
+        self._executemany(self.sql_log, rows)
+
+    def store_offsets(self, group: str, topic: str, offsets: Mapping[int, int], at: str) -> None:
+        rows = [(group, topic, partition, offset, at)
+                for partition, offset in sorted(offsets.items())]
+        self._executemany(self.sql_offset, rows)
+
+    @abstractmethod
+    def _executemany(self, sql: str, rows: Sequence[Row]) -> None: ...
+
+    # -- reads --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def load_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """partition -> next offset, as committed with the rows."""
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A read-only transaction: every read inside sees one consistent state."""
+
+    @abstractmethod
+    def iter_rows(self, table: str) -> Iterator[dict[str, Any]]:
+        """Every row of `table` in canonical forms, ordered by primary key (code-point order)."""
+
+    def dump(self, table: str) -> list[dict[str, Any]]:
+        return list(self.iter_rows(table))
+
+
+def now_text() -> str:
+    """The current time in the canonical form (UTC, milliseconds, `Z`)."""
+    now = datetime.now(UTC)
+    return format_timestamp(now.replace(microsecond=now.microsecond // 1000 * 1000))
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    user = f"{parts.username}:***@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, parts.query,
+                       parts.fragment))
+
+
+def open_db(url: str, *, application_name: str = "creditbus-sink") -> PlatformDB:
+    """The back end for `url`: `sqlite:///path` or `postgresql://...` (connects lazily)."""
+    if url.startswith("sqlite:"):
+        from connectors.platform.sqlite_db import SqliteDB
+
+        return SqliteDB(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from connectors.platform.postgres_db import PostgresDB
+
+        return PostgresDB(url, application_name=application_name)
+    raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///path or "
+                     "postgresql://user@host:port/database")

@@ -1,0 +1,174 @@
+"""The platform database (前置库) schema: numbered migrations, one SQL text per dialect.
+
+Migrations are append-only: a released migration is never edited, a change is a new number.
+`cb_schema_version` records which have been applied; the connector applies the missing ones on
+start, in one transaction, so running it twice (or two connectors at once) is harmless.
+Every table and column is documented in docs/platform.md.
+
+Length limits follow the contract (creditbus.contract.limits): PostgreSQL enforces them with
+varchar(n), SQLite with CHECK constraints, so both refuse the same over-long values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+
+TABLES = ("cb_person", "cb_record", "cb_update_log", "cb_sink_offset", "cb_schema_version")
+"""Every table of the platform schema."""
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "cb_person": ("person_key",),
+    "cb_record": ("person_key", "unit", "record_id"),
+    "cb_update_log": ("person_key", "version"),
+    "cb_sink_offset": ("consumer_group", "topic", "partition"),
+    "cb_schema_version": ("version",),
+}
+
+BOOLEAN_COLUMNS = frozenset({"is_public", "is_retracted"})
+"""Stored as 0/1 in SQLite, boolean in PostgreSQL."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: dict[str, tuple[str, ...]]  # dialect -> statements, run in order
+
+
+VERSION_TABLE = {
+    SQLITE: """CREATE TABLE IF NOT EXISTS cb_schema_version (
+    version     INTEGER NOT NULL PRIMARY KEY,
+    description TEXT    NOT NULL,
+    applied_at  TEXT    NOT NULL
+)""",
+    POSTGRES: """CREATE TABLE IF NOT EXISTS cb_schema_version (
+    version     integer     NOT NULL PRIMARY KEY,
+    description text        NOT NULL,
+    applied_at  timestamptz NOT NULL
+)""",
+}
+
+_SQLITE_V1 = (
+    """CREATE TABLE cb_person (
+    person_key      TEXT    NOT NULL PRIMARY KEY CHECK (length(person_key) <= 64),
+    masked_id       TEXT    NOT NULL CHECK (length(masked_id) <= 32),
+    name            TEXT    NOT NULL CHECK (length(name) <= 64),
+    birth_date      TEXT    NOT NULL CHECK (length(birth_date) = 10),
+    sex             TEXT    NOT NULL CHECK (length(sex) <= 1),
+    division_code   TEXT    NOT NULL CHECK (length(division_code) <= 6),
+    "groups"        TEXT    NOT NULL,
+    archive_version INTEGER NOT NULL CHECK (archive_version >= 1),
+    updated_at      TEXT    NOT NULL,
+    chain_head      TEXT    NOT NULL CHECK (length(chain_head) = 64)
+)""",
+    """CREATE TABLE cb_record (
+    person_key       TEXT    NOT NULL CHECK (length(person_key) <= 64),
+    unit             TEXT    NOT NULL CHECK (length(unit) <= 128),
+    record_id        TEXT    NOT NULL CHECK (length(record_id) <= 128),
+    record_version   INTEGER NOT NULL,
+    group_code       TEXT    NOT NULL CHECK (length(group_code) <= 128),
+    category         TEXT    NOT NULL CHECK (length(category) <= 128),
+    severity         TEXT    CHECK (length(severity) <= 16),
+    domain           TEXT    CHECK (length(domain) <= 128),
+    occurred_at      TEXT    NOT NULL,
+    published_at     TEXT    NOT NULL,
+    disclosure_start TEXT    CHECK (length(disclosure_start) = 10),
+    disclosure_end   TEXT    CHECK (length(disclosure_end) = 10),
+    is_public        INTEGER NOT NULL CHECK (is_public IN (0, 1)),
+    is_retracted     INTEGER NOT NULL CHECK (is_retracted IN (0, 1)),
+    content_json     TEXT    NOT NULL,
+    person_version   INTEGER NOT NULL,
+    PRIMARY KEY (person_key, unit, record_id)
+)""",
+    """CREATE TABLE cb_update_log (
+    person_key    TEXT    NOT NULL CHECK (length(person_key) <= 64),
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    previous_hash TEXT    NOT NULL CHECK (length(previous_hash) = 64),
+    hash          TEXT    NOT NULL CHECK (length(hash) = 64),
+    body          TEXT    NOT NULL,
+    event_id      TEXT    CHECK (length(event_id) <= 128),
+    kind          TEXT    NOT NULL CHECK (length(kind) <= 32),
+    committed_at  TEXT    NOT NULL,
+    PRIMARY KEY (person_key, version)
+)""",
+    """CREATE TABLE cb_sink_offset (
+    consumer_group TEXT    NOT NULL,
+    topic          TEXT    NOT NULL,
+    "partition"    INTEGER NOT NULL,
+    next_offset    INTEGER NOT NULL,
+    updated_at     TEXT    NOT NULL,
+    PRIMARY KEY (consumer_group, topic, "partition")
+)""",
+    "CREATE INDEX cb_record_public ON cb_record (is_public, disclosure_end)",
+)
+
+_POSTGRES_V1 = (
+    """CREATE TABLE cb_person (
+    person_key      varchar(64)  NOT NULL PRIMARY KEY,
+    masked_id       varchar(32)  NOT NULL,
+    name            varchar(64)  NOT NULL,
+    birth_date      date         NOT NULL,
+    sex             varchar(1)   NOT NULL,
+    division_code   varchar(6)   NOT NULL,
+    "groups"        text         NOT NULL,
+    archive_version bigint       NOT NULL CHECK (archive_version >= 1),
+    updated_at      timestamptz  NOT NULL,
+    chain_head      varchar(64)  NOT NULL
+)""",
+    """CREATE TABLE cb_record (
+    person_key       varchar(64)  NOT NULL,
+    unit             varchar(128) NOT NULL,
+    record_id        varchar(128) NOT NULL,
+    record_version   integer      NOT NULL,
+    group_code       varchar(128) NOT NULL,
+    category         varchar(128) NOT NULL,
+    severity         varchar(16),
+    domain           varchar(128),
+    occurred_at      timestamptz  NOT NULL,
+    published_at     timestamptz  NOT NULL,
+    disclosure_start date,
+    disclosure_end   date,
+    is_public        boolean      NOT NULL,
+    is_retracted     boolean      NOT NULL,
+    content_json     text         NOT NULL,
+    person_version   bigint       NOT NULL,
+    PRIMARY KEY (person_key, unit, record_id)
+)""",
+    """CREATE TABLE cb_update_log (
+    person_key    varchar(64)  NOT NULL,
+    version       bigint       NOT NULL CHECK (version >= 1),
+    previous_hash varchar(64)  NOT NULL,
+    hash          varchar(64)  NOT NULL,
+    body          text         NOT NULL,
+    event_id      varchar(128),
+    kind          varchar(32)  NOT NULL,
+    committed_at  timestamptz  NOT NULL,
+    PRIMARY KEY (person_key, version)
+)""",
+    """CREATE TABLE cb_sink_offset (
+    consumer_group text        NOT NULL,
+    topic          text        NOT NULL,
+    "partition"    integer     NOT NULL,
+    next_offset    bigint      NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    PRIMARY KEY (consumer_group, topic, "partition")
+)""",
+    "CREATE INDEX cb_record_public ON cb_record (is_public, disclosure_end)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "persons, records, update log, sink offsets",
+              {SQLITE: _SQLITE_V1, POSTGRES: _POSTGRES_V1}),
+)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+def pending(current: int) -> list[Migration]:
+    """The migrations after `current`, in order."""
+    return [m for m in MIGRATIONS if m.version > current]
