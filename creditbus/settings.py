@@ -58,6 +58,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("CREDITBUS_WORKER_METRICS_PORT", "9101", "Prometheus port of a stream worker."),
     Setting("CREDITBUS_SINK_METRICS_PORT", "9102", "Prometheus port of the sink."),
     Setting("CREDITBUS_QUERY_PORT", "8080", "HTTP port of the query service."),
+    Setting("CREDITBUS_QUERY_TOKENS", "$CREDITBUS_HOME/query-tokens.toml",
+            "Query service tokens (SHA-256 hashes)."),
     Setting("CREDITBUS_WORKER_WEB_PORT", "0", "Faust web port of a worker (0: no web server)."),
     Setting("CREDITBUS_SINK_BATCH_SIZE", "500", "Most updates per sink transaction."),
     Setting("CREDITBUS_SINK_BATCH_MS", "200", "Longest wait before a sink batch is written."),
@@ -94,6 +96,7 @@ class Settings:
     worker_metrics_port: int
     sink_metrics_port: int
     query_port: int
+    query_tokens: Path
     worker_web_port: int
     sink_batch_size: int
     sink_batch_ms: int
@@ -125,6 +128,8 @@ class Settings:
             worker_metrics_port=int(_env("CREDITBUS_WORKER_METRICS_PORT", "9101")),
             sink_metrics_port=int(_env("CREDITBUS_SINK_METRICS_PORT", "9102")),
             query_port=int(_env("CREDITBUS_QUERY_PORT", "8080")),
+            query_tokens=Path(_env("CREDITBUS_QUERY_TOKENS",
+                                   str(home / "query-tokens.toml"))).expanduser(),
             worker_web_port=int(_env("CREDITBUS_WORKER_WEB_PORT", "0")),
             sink_batch_size=int(_env("CREDITBUS_SINK_BATCH_SIZE", "500")),
             sink_batch_ms=int(_env("CREDITBUS_SINK_BATCH_MS", "200")),

@@ -18,6 +18,7 @@ CORE_COMMANDS = (
     "creditbus.cli.publish_cmd",
     "creditbus.cli.demo_cmd",
     "creditbus.cli.bench_cmd",
+    "creditbus.cli.audit_cmd",
 )
 
 

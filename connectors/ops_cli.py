@@ -1,0 +1,243 @@
+"""Operations commands: `creditbus report progress` and `creditbus query [token add|list|revoke]`.
+
+Registered through the `creditbus.commands` entry point `ops`; `python -m connectors.ops_cli`
+runs them stand-alone with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from creditbus.catalog import CatalogError, default_catalog
+from creditbus.settings import Settings
+
+log = logging.getLogger("creditbus.ops")
+
+FORMATS = ("xlsx", "csv", "html")
+TOKENS_ENV = "CREDITBUS_QUERY_TOKENS"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_report(subparsers)
+    _register_query(subparsers)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="reports built from the platform database")
+    kinds = parser.add_subparsers(dest="report", required=True, metavar="REPORT")
+    progress = kinds.add_parser(
+        "progress", help="the notice's progress table (重点人群信用档案建设情况表) from live data")
+    progress.add_argument("--out", type=Path, default=Path("reports"),
+                          help="output directory (default: ./reports)")
+    progress.add_argument("--formats", type=parse_formats, default=FORMATS,
+                          help="comma-separated subset of xlsx,csv,html (default: all three)")
+    progress.set_defaults(func=run_report_progress)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"formats must be a comma-separated subset of {','.join(FORMATS)}")
+    return wanted
+
+
+def report_paths(out: Path, generated: datetime, formats: tuple[str, ...]) -> dict[str, Path]:
+    stamp = f"{generated:%Y%m%d}"
+    base = out / f"重点人群信用档案建设情况表_{stamp}"
+    paths = {}
+    if "xlsx" in formats:
+        paths["xlsx"] = base.with_suffix(".xlsx")
+    if "csv" in formats:
+        paths["csv"] = base.with_suffix(".csv")
+        paths["csv-facts"] = out / f"重点人群信用档案统计_{stamp}.csv"
+    if "html" in formats:
+        paths["html"] = base.with_suffix(".html")
+    return paths
+
+
+def run_report_progress(args: argparse.Namespace) -> int:
+    from connectors.platform.db import open_db, redact_url
+    from connectors.reporting.csv_out import write_annex_csv, write_facts_csv
+    from connectors.reporting.html import write_html
+    from connectors.reporting.progress import load_report
+    from connectors.reporting.xlsx import write_xlsx
+
+    settings = Settings.from_env()
+    try:
+        catalog = default_catalog(settings.catalog_dir)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db = open_db(settings.database_url, application_name="creditbus-report")
+    try:
+        report = load_report(catalog, db)
+    except Exception as exc:  # the drivers' errors share no base class  # noqa: BLE001
+        print(f"error: cannot read the platform database {redact_url(settings.database_url)}: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if not report.database_ready:
+        print(f"warning: {redact_url(settings.database_url)} holds no platform schema yet; "
+              "every unit is reported as 否", file=sys.stderr)
+    writers = {"xlsx": write_xlsx, "csv": write_annex_csv, "csv-facts": write_facts_csv,
+               "html": write_html}
+    for kind, path in report_paths(args.out, report.generated_at, args.formats).items():
+        writers[kind](report, path)
+        print(f"wrote {path}")
+    print(f"{report.established_count} of {len(report.rows)} units have pushed archives",
+          file=sys.stderr)
+    return 0
+
+
+# -- query ---------------------------------------------------------------------------------
+
+def tokens_path(settings: Settings) -> Path:
+    """CREDITBUS_QUERY_TOKENS, default $CREDITBUS_HOME/query-tokens.toml."""
+    configured = getattr(settings, "query_tokens", None)
+    if configured:
+        return Path(configured)
+    value = os.environ.get(TOKENS_ENV, "").strip()
+    return Path(value).expanduser() if value else settings.home / "query-tokens.toml"
+
+
+def _register_query(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "query", help="serve the archive query service (or manage its tokens: query token ...)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default: CREDITBUS_QUERY_PORT)")
+    parser.set_defaults(func=run_query_serve)
+    actions = parser.add_subparsers(dest="query_action", metavar="ACTION")
+    token = actions.add_parser("token", help="add, list or revoke query tokens")
+    token_actions = token.add_subparsers(dest="token_action", required=True, metavar="ACTION")
+
+    add = token_actions.add_parser("add", help="make a token, print it once, store its hash")
+    add.add_argument("--role", required=True, choices=("unit", "office", "public"))
+    add.add_argument("--unit", help="unit code (role unit only)")
+    add.add_argument("--name", required=True, help="who holds it, e.g. 司法局查询 (unique)")
+    add.set_defaults(func=run_token_add)
+
+    listing = token_actions.add_parser("list", help="list the tokens (names and roles)")
+    listing.set_defaults(func=run_token_list)
+
+    revoke = token_actions.add_parser("revoke", help="remove a token by name")
+    revoke.add_argument("--name", required=True)
+    revoke.set_defaults(func=run_token_revoke)
+
+
+def run_query_serve(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    from connectors.query.app import build_service, ensure_audit_topic, serve
+    from connectors.query.tokens import TokenFileError
+    from creditbus.kafka.clientconf import ClientConfigError, confluent_auth
+    from creditbus.logsetup import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    if not settings.bootstrap:
+        print("error: no broker for the audit topic: set CREDITBUS_BOOTSTRAP or run "
+              "`creditbus kafka up`", file=sys.stderr)
+        return 2
+    try:
+        confluent_auth(settings)
+    except ClientConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path = tokens_path(settings)
+    if not path.exists():  # the service picks the file up as soon as a token is added
+        log.warning("no tokens file at %s yet: every query is refused until tokens are added "
+                    "with `creditbus query token add`", path)
+    if settings.uses_dev_secret:
+        log.warning("CREDITBUS_PERSON_KEY_SECRET is the development secret: lookups by ID "
+                    "number will not match a production platform")
+    try:
+        ensure_audit_topic(settings)
+    except KafkaException as exc:
+        log.warning("cannot make sure the audit topic exists: %s", exc)
+    try:
+        service = build_service(settings, path)
+    except (TokenFileError, CatalogError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    serve(service, args.host, args.port if args.port is not None else settings.query_port)
+    return 0
+
+
+def run_token_add(args: argparse.Namespace) -> int:
+    from connectors.query.tokens import TokenFileError, add_token
+
+    settings = Settings.from_env()
+    if args.role == "unit" and not args.unit:
+        print("error: --role unit needs --unit CODE", file=sys.stderr)
+        return 2
+    if args.role != "unit" and args.unit:
+        print("error: only --role unit takes --unit", file=sys.stderr)
+        return 2
+    path = tokens_path(settings)
+    try:
+        token = add_token(path, name=args.name, role=args.role, unit=args.unit,
+                          catalog=default_catalog(settings.catalog_dir))
+    except (TokenFileError, CatalogError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(f"token {args.name!r} ({args.role}) added to {path}; it is shown only this once",
+          file=sys.stderr)
+    return 0
+
+
+def run_token_list(args: argparse.Namespace) -> int:
+    from connectors.query.tokens import TokenFileError, load_entries
+
+    path = tokens_path(Settings.from_env())
+    try:
+        entries = load_entries(path)
+    except TokenFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in entries:
+        print("\t".join((e.name, e.role, e.unit or "-", e.created_at)))
+    print(f"{len(entries)} token(s) in {path}", file=sys.stderr)
+    return 0
+
+
+def run_token_revoke(args: argparse.Namespace) -> int:
+    from connectors.query.tokens import TokenFileError, revoke_token
+
+    path = tokens_path(Settings.from_env())
+    try:
+        removed = revoke_token(path, args.name)
+    except TokenFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not removed:
+        print(f"error: no token named {args.name!r} in {path}", file=sys.stderr)
+        return 1
+    print(f"token {args.name!r} revoked", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m connectors.ops_cli report progress ...`)."""
+    parser = argparse.ArgumentParser(prog="creditbus")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The query service: archives by role, every query audited."""

@@ -1,0 +1,1 @@
+"""Reports built from the platform database: the progress table of the notice."""

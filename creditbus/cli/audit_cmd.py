@@ -1,0 +1,183 @@
+"""`creditbus audit [--since ISO] [--person KEY] [--json]`: list the query audit trail.
+
+Reads the audit topic (`<prefix>.audit`) from the start (or from `--since`) up to its end as it
+was when the command started, and prints one line per query: when (Beijing time), who, what,
+about whom, the result and the purpose. Exit code 0 (also when nothing matched), 2 on usage or
+broker errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from pydantic import ValidationError
+
+from creditbus.audit import AuditRecord
+from creditbus.kafka.clientconf import ClientConfigError, confluent_config
+from creditbus.settings import Settings
+from creditbus.topics import audit_topic
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+SEEK_SLACK = timedelta(minutes=1)
+"""--since seeks by message timestamp, which is the producer's clock; read a little earlier."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("audit", help="list the audit records of archive queries")
+    parser.add_argument("--since", type=parse_since, metavar="ISO",
+                        help="only queries at or after this time (ISO 8601; without a zone it "
+                             "is Beijing time; a date means its midnight)")
+    parser.add_argument("--person", metavar="KEY",
+                        help="only queries about this person key (or a prefix of 8+ characters)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the records as JSON lines instead of a table")
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            day = date.fromisoformat(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
+        value = datetime(day.year, day.month, day.day)
+    return value if value.tzinfo else value.replace(tzinfo=BEIJING)
+
+
+def person_matches(wanted: str | None, key: str | None) -> bool:
+    if not wanted:
+        return True
+    wanted = wanted.strip().lower()
+    if key is None:
+        return False
+    return key == wanted or (len(wanted) >= 8 and key.startswith(wanted))
+
+
+def read_audit(client_config: dict[str, Any], topic: str, *, since: datetime | None = None,
+               person: str | None = None, timeout: float = 30.0) -> Iterator[AuditRecord]:
+    """The audit records on `topic` (up to its end at the start of the call), filtered.
+
+    `client_config`: bootstrap servers and authentication (`clientconf.confluent_config`).
+    """
+    consumer = Consumer({
+        **client_config, "group.id": f"creditbus-audit-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    })
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            return
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for partition in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=timeout)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        if not ends:
+            return
+        if since is not None:
+            ms = int((since - SEEK_SLACK).timestamp() * 1000)
+            wanted = [TopicPartition(topic, tp.partition, ms) for tp in starts]
+            found = consumer.offsets_for_times(wanted, timeout=timeout)
+            # -1 (or the end): nothing that late
+            starts = [tp for tp in found if 0 <= tp.offset < ends[tp.partition]]
+            if not starts:
+                return
+        consumer.assign(starts)
+        pending = {tp.partition for tp in starts}
+        while pending:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise TimeoutError(f"no message from {topic} within {timeout:.0f} s")
+            if msg.error():
+                raise KafkaException(msg.error())
+            partition, offset = msg.partition(), msg.offset()
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
+            if offset >= ends[partition]:
+                continue
+            try:
+                record = AuditRecord.from_bytes(msg.value() or b"")
+            except ValidationError:
+                continue  # not an audit record: skip, never fail the listing
+            if since is not None and record.at_datetime() < since:
+                continue
+            if not person_matches(person, record.person_key):
+                continue
+            yield record
+    finally:
+        consumer.close()
+
+
+def format_line(record: AuditRecord) -> str:
+    at = record.at_datetime().astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    who = record.caller.name or "-"
+    role = record.caller.role or "-"
+    if record.caller.unit:
+        role += f":{record.caller.unit}"
+    key = record.person_key[:16] if record.person_key else "-"
+    outcome = f"{record.status} {record.result}"
+    if record.reason:
+        outcome += f" ({record.reason})"
+    purpose = (record.purpose or "").replace("\t", " ").replace("\n", " ")
+    return "\t".join((at, who, role, record.action, key, outcome,
+                      str(record.records_returned), purpose))
+
+
+HEADER = "\t".join(("time (Beijing)", "who", "role", "action", "person", "result", "records",
+                    "purpose"))
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not settings.bootstrap:
+        print("error: no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`",
+              file=sys.stderr)
+        return 2
+    topic = audit_topic(settings.topic_prefix)
+    count = 0
+    try:
+        for record in read_audit(confluent_config(settings), topic, since=args.since,
+                                 person=args.person):
+            if args.json:
+                print(json.dumps(record.model_dump(mode="json"), ensure_ascii=False,
+                                 sort_keys=True))
+            else:
+                if count == 0:
+                    print(HEADER)
+                print(format_line(record))
+            count += 1
+    except (KafkaException, TimeoutError, ClientConfigError) as exc:
+        print(f"error: reading {topic}: {exc}", file=sys.stderr)
+        return 2
+    if not args.json:
+        print(f"{count} audit record(s) in {topic}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m creditbus.cli.audit_cmd audit ...`)."""
+    parser = argparse.ArgumentParser(prog="creditbus")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
