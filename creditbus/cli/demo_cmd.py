@@ -99,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
     _step("Verifying every person's hash chain in the platform database (creditbus verify)")
     verified = subprocess.run(_cli("verify"), env=env).returncode
 
+    _step("Building the progress table (重点人群信用档案建设情况表) from the archives")
+    reports = demo_dir / "reports"
+    subprocess.run(_cli("report", "progress", "--out", str(reports)), env=env)
+
     print(f"""
 Done. The platform database (SQLite) is {settings.database_url.removeprefix('sqlite:///')}
+  the progress table (xlsx, csv, html): {reports}
   rejected rows of each import:  {demo_dir}/errors-<unit>.csv
   the worker's log:              {worker_log}
   the broker keeps running at {state.bootstrap}; stop it with `make stop`
