@@ -11,12 +11,12 @@ number of workers share the load and each person's changes are applied in order 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import faust
+import orjson
 
 from creditbus import metrics
 from creditbus.archive import person
@@ -140,7 +140,7 @@ class Topology:
         for key, value in list(self.tables.archives.items()):
             if not value:
                 continue
-            archive: dict[str, Any] = json.loads(value)
+            archive: dict[str, Any] = orjson.loads(value)
             due = archive.get("next_expiry") is not None and archive["next_expiry"] <= today
             stale = any(entry[4] < cutoff for entry in archive["seen"].values())
             if due or stale:

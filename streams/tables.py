@@ -7,10 +7,10 @@ that person's archive and replay entries.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import faust
+import orjson
 
 REPLAY_DEPTH = 16
 """Updates kept per person for re-emission after a crash. Faust flushes the producer before it
@@ -31,12 +31,10 @@ class ArchiveTables:
 
     def load(self, person_key: str) -> dict[str, Any] | None:
         stored = self.archives.get(person_key.encode())
-        return json.loads(stored) if stored else None
+        return orjson.loads(stored) if stored else None
 
     def save(self, archive: dict[str, Any]) -> None:
-        self.archives[archive["person_key"].encode()] = json.dumps(
-            archive, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        self.archives[archive["person_key"].encode()] = orjson.dumps(archive)
 
     def remember(self, person_key: str, version: int, data: bytes) -> None:
         self.replay[f"{person_key}:{version}".encode()] = data

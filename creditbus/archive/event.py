@@ -7,9 +7,10 @@ operators; this topic is internal to the bus, not part of the published contract
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,9 @@ class EnrichedEvent:
     source_offset: int
 
     def to_bytes(self) -> bytes:
-        body = asdict(self)
+        body = {name: getattr(self, name) for name in _EVENT_FIELDS}
         body["type"] = "event"
-        return json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +55,16 @@ class MaintenanceTick:
     as_of: str  # ISO date
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"type": "tick", "person_key": self.person_key,
-                           "as_of": self.as_of}).encode()
+        return orjson.dumps({"type": "tick", "person_key": self.person_key,
+                             "as_of": self.as_of})
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(EnrichedEvent))
 
 
 def parse_internal(data: bytes) -> EnrichedEvent | MaintenanceTick:
     """Decode a by-person message; raises ValueError on anything else."""
-    body: dict[str, Any] = json.loads(data)
+    body: dict[str, Any] = orjson.loads(data)
     kind = body.pop("type", None)
     if kind == "event":
         return EnrichedEvent(**body)
