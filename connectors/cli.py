@@ -17,6 +17,7 @@ from connectors.consuming import LoopOptions
 from connectors.errors import SinkFatal
 from creditbus import metrics
 from creditbus.kafka.admin import admin_client, ensure_topics
+from creditbus.kafka.clientconf import confluent_auth
 from creditbus.logsetup import configure_logging
 from creditbus.settings import Settings
 from creditbus.topics import bus_topics, sink_deadletter_topic, updates_topic
@@ -84,7 +85,7 @@ def run_sink(args: argparse.Namespace) -> int:
     prefix = settings.topic_prefix
     wanted = {updates_topic(prefix), sink_deadletter_topic(prefix)}
     try:
-        ensure_topics(admin_client(settings.bootstrap),
+        ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)),
                       [s for s in bus_topics(prefix, [], settings.partitions,
                                              settings.replication) if s.name in wanted])
     except KafkaException as exc:
@@ -97,6 +98,7 @@ def run_sink(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or settings.sink_batch_size,
         batch_ms=args.batch_ms if args.batch_ms is not None else settings.sink_batch_ms,
         until_idle=args.until_idle, max_batches=args.max_batches, instance_id=args.instance_id,
+        consumer_config=confluent_auth(settings),
     )
     try:
         metrics.serve(settings.sink_metrics_port, "sink")

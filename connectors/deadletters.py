@@ -24,10 +24,11 @@ FLUSH_TIMEOUT_S = 30.0
 class DeadLetters:
     """Produces dead letters to one topic; `flush` raises TransientError when not delivered."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, auth: dict[str, str] | None = None) -> None:
         self.topic = topic
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                  "linger.ms": 5, "client.id": "creditbus-sink-dlq"})
+                                  "linger.ms": 5, "client.id": "creditbus-sink-dlq",
+                                  **(auth or {})})
         self._queued: list[str] = []
         self._errors: list[str] = []
 

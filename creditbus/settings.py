@@ -64,6 +64,11 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("CREDITBUS_SINK_BATCH_SIZE", "500", "Most updates per sink transaction."),
     Setting("CREDITBUS_SINK_BATCH_MS", "200", "Longest wait before a sink batch is written."),
     Setting("CREDITBUS_LOG_LEVEL", "INFO", "Log level of every process."),
+    Setting("CREDITBUS_KAFKA_USERNAME", "", "SASL/SCRAM-SHA-512 user (empty: no SASL)."),
+    Setting("CREDITBUS_KAFKA_PASSWORD", "", "Its password (made by `creditbus acl apply`)."),
+    Setting("CREDITBUS_KAFKA_SECURE", "false", "`creditbus kafka up` with SASL/SCRAM and ACLs."),
+    Setting("CREDITBUS_FIELD_PUBLIC_KEY", "", "Publishers: bus public key (PEM), seals ID + name."),
+    Setting("CREDITBUS_FIELD_PRIVATE_KEYS", "", "Workers: private keys (PEM), comma-separated."),
 )
 
 
@@ -101,12 +106,18 @@ class Settings:
     sink_batch_size: int
     sink_batch_ms: int
     log_level: str
+    kafka_username: str = ""
+    kafka_password: str = field(default="", repr=False)
+    kafka_secure: bool = False
+    field_public_key: Path | None = None
+    field_private_keys: tuple[Path, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(_env("CREDITBUS_HOME", str(_home_default()))).expanduser()
         catalog_dir = _env("CREDITBUS_CATALOG_DIR", "")
+        public_key = _env("CREDITBUS_FIELD_PUBLIC_KEY", "").strip()
         return cls(
             home=home,
             cache=Path(_env("CREDITBUS_CACHE", str(_cache_default()))).expanduser(),
@@ -134,6 +145,15 @@ class Settings:
             sink_batch_size=int(_env("CREDITBUS_SINK_BATCH_SIZE", "500")),
             sink_batch_ms=int(_env("CREDITBUS_SINK_BATCH_MS", "200")),
             log_level=_env("CREDITBUS_LOG_LEVEL", "INFO").upper(),
+            kafka_username=_env("CREDITBUS_KAFKA_USERNAME", "").strip(),
+            kafka_password=_env("CREDITBUS_KAFKA_PASSWORD", ""),
+            kafka_secure=_env("CREDITBUS_KAFKA_SECURE", "false").strip().lower()
+            in {"1", "true", "yes", "on"},
+            field_public_key=Path(public_key).expanduser() if public_key else None,
+            field_private_keys=tuple(
+                Path(p.strip()).expanduser()
+                for p in _env("CREDITBUS_FIELD_PRIVATE_KEYS", "").split(",") if p.strip()
+            ),
         )
 
     @property
@@ -147,7 +167,8 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            shown[f.name] = "***" if f.name == "person_key_secret" else str(value)
+            secret = f.name in ("person_key_secret", "kafka_password")
+            shown[f.name] = "***" if secret else str(value)
         return shown
 
 

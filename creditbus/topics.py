@@ -47,6 +47,14 @@ def worker_app_id(prefix: str) -> str:
     return f"{prefix}-archive-worker"
 
 
+def worker_topics(
+    prefix: str, units: Iterable[str], partitions: int, replication: int
+) -> list[TopicSpec]:
+    """The topics a stream worker reads or writes (what its ACLs let it see)."""
+    theirs = {sink_deadletter_topic(prefix), audit_topic(prefix)}
+    return [s for s in bus_topics(prefix, units, partitions, replication) if s.name not in theirs]
+
+
 def bus_topics(
     prefix: str, units: Iterable[str], partitions: int, replication: int
 ) -> list[TopicSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from creditbus.kafka.clientconf import faust_broker_kwargs
 from creditbus.settings import Settings
 from creditbus.topics import worker_app_id
 
@@ -30,4 +31,5 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         table_standby_replicas=0,
         autodiscover=False,
+        **faust_broker_kwargs(settings),
     )

@@ -9,11 +9,13 @@ import faust
 
 from creditbus import metrics
 from creditbus.catalog import default_catalog
-from creditbus.cli.topics_cmd import ensure_bus_topics
 from creditbus.contract.schemas import SchemaStore
 from creditbus.contract.wire import Wire
+from creditbus.kafka.admin import admin_client, ensure_topics
+from creditbus.kafka.clientconf import confluent_auth
 from creditbus.logsetup import protect_handlers
 from creditbus.settings import Settings
+from creditbus.topics import worker_topics
 from streams.agents import Topology
 from streams.app import create_app
 
@@ -37,7 +39,10 @@ def build(settings: Settings) -> tuple[faust.App, Topology]:
 
 
 def run_worker(settings: Settings) -> int:
-    ensure_bus_topics(settings)
+    catalog = default_catalog(settings.catalog_dir)
+    ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)),
+                  worker_topics(settings.topic_prefix, [u.code for u in catalog.units],
+                                settings.partitions, settings.replication))
     app, _topology = build(settings)
     metrics.serve(settings.worker_metrics_port, "worker")
     worker: Any = _Worker(app, loglevel=_FAUST_LEVELS.get(settings.log_level, "info"),

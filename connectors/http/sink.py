@@ -108,7 +108,7 @@ class HttpWriter:
 
 def run_http_sink(options: LoopOptions, url: str, timeout: float, dead_letter_topic: str,
                   wire: Wire, stop: threading.Event | None = None) -> int:
-    dead_letters = DeadLetters(options.bootstrap, dead_letter_topic)
+    dead_letters = DeadLetters(options.bootstrap, dead_letter_topic, options.consumer_config)
     try:
         log.info("posting %s to %s as group %s", options.topic, url, options.group)
         writer = HttpWriter(HttpClient(url, timeout), wire, dead_letters)

@@ -220,7 +220,7 @@ def run_platform_sink(options: LoopOptions, database_url: str, dead_letter_topic
     """Run the sink until stopped (or idle / done); returns the exit code."""
     stop = stop or threading.Event()
     db = open_db(database_url)
-    dead_letters = DeadLetters(options.bootstrap, dead_letter_topic)
+    dead_letters = DeadLetters(options.bootstrap, dead_letter_topic, options.consumer_config)
     try:
         version = migrate_with_retry(db, options.backoff, stop)
         log.info("platform database %s (schema version %d); reading %s as group %s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from creditbus.kafka.local import BrokerError, LocalBroker
@@ -13,25 +14,47 @@ from creditbus.settings import Settings
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("kafka", help="manage the local Apache Kafka broker (KRaft)")
     actions = parser.add_subparsers(dest="kafka_action", required=True)
-    actions.add_parser("up", help="start the local broker and wait until it answers")
+    up = actions.add_parser("up", help="start the local broker and wait until it answers")
+    up.add_argument(
+        "--secure", action="store_true",
+        help="SASL/SCRAM-SHA-512 and ACLs (deny by default; also CREDITBUS_KAFKA_SECURE=true); "
+             "then run `creditbus acl apply`",
+    )
     down = actions.add_parser("down", help="stop the local broker")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     actions.add_parser("status", help="show the local broker; exit 3 when it is not running")
     parser.set_defaults(func=run)
 
 
-def local_broker(settings: Settings) -> LocalBroker:
-    return LocalBroker(settings.home, settings.cache, settings.kafka_version, settings.kafka_heap)
+def local_broker(settings: Settings, *, secure: bool = False) -> LocalBroker:
+    return LocalBroker(settings.home, settings.cache, settings.kafka_version, settings.kafka_heap,
+                       secure=secure)
+
+
+def _secure_setting(settings: Settings) -> bool:
+    """CREDITBUS_KAFKA_SECURE, read so that it works before and after Settings has the field."""
+    value = getattr(settings, "kafka_secure", None)
+    if value is None:
+        value = os.environ.get("CREDITBUS_KAFKA_SECURE", "")
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    broker = local_broker(settings)
+    secure = args.kafka_action == "up" and (args.secure or _secure_setting(settings))
+    broker = local_broker(settings, secure=secure)
     try:
         if args.kafka_action == "up":
             state = broker.up()
-            print(f"Kafka {state.version} is up at {state.bootstrap} (pid {state.pid}).")
+            mode = " in secure mode (SASL/SCRAM, ACLs)" if state.secure else ""
+            print(f"Kafka {state.version} is up at {state.bootstrap}{mode} (pid {state.pid}).")
             print(f"Its address is recorded in {broker.state_file}.")
+            if state.secure:
+                print(f"The admin password is in {broker.admin_secret} (0600). Create the bus's "
+                      "principals and ACLs with `creditbus acl apply`.")
             return 0
         if args.kafka_action == "down":
             stopped = broker.down(purge=args.purge)
@@ -40,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         status = broker.status()
         if status.running and status.state:
             state = status.state
-            print(f"Kafka {state.version} at {state.bootstrap} (pid {state.pid}): {status.note}")
+            mode = ", secure" if state.secure else ""
+            print(f"Kafka {state.version} at {state.bootstrap} (pid {state.pid}{mode}): "
+                  f"{status.note}")
             return 0 if status.answering else 1
         print(f"Kafka is not running ({status.note}).")
         return 3

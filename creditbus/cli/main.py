@@ -19,6 +19,8 @@ CORE_COMMANDS = (
     "creditbus.cli.demo_cmd",
     "creditbus.cli.bench_cmd",
     "creditbus.cli.audit_cmd",
+    "creditbus.cli.acl_cmd",
+    "creditbus.cli.keys_cmd",
 )
 
 

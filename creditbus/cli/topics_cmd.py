@@ -9,6 +9,7 @@ from confluent_kafka import KafkaException
 
 from creditbus.catalog import default_catalog
 from creditbus.kafka.admin import admin_client, ensure_topics
+from creditbus.kafka.clientconf import confluent_auth
 from creditbus.settings import Settings
 from creditbus.topics import bus_topics
 
@@ -23,7 +24,7 @@ def ensure_bus_topics(settings: Settings) -> list[str]:
     catalog = default_catalog(settings.catalog_dir)
     specs = bus_topics(settings.topic_prefix, [u.code for u in catalog.units],
                        settings.partitions, settings.replication)
-    return ensure_topics(admin_client(settings.bootstrap), specs)
+    return ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)), specs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(created)} topic(s) created" + (": " + ", ".join(created) if created
                                                           else "; all existed"))
             return 0
-        metadata = admin_client(settings.bootstrap).list_topics(timeout=30)
+        metadata = admin_client(settings.bootstrap, confluent_auth(settings)).list_topics(
+            timeout=30)
         for name in sorted(metadata.topics):
             if name.startswith(settings.topic_prefix + "."):
                 print(f"{name}\t{len(metadata.topics[name].partitions)} partitions")

@@ -143,5 +143,6 @@ def derive_event_id(event: Mapping[str, Any]) -> str:
     basis = {k: v for k, v in event.items() if k not in _EVENT_ID_EXCLUDED}
     person = basis.get("person")
     if isinstance(person, Mapping):
-        basis["person"] = {k: v for k, v in person.items() if k != "id_number"}
+        # `sealed` (field protection) is a form of the same person, not another fact.
+        basis["person"] = {k: v for k, v in person.items() if k not in ("id_number", "sealed")}
     return hashlib.sha256(canonical_json(basis)).hexdigest()

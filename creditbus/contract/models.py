@@ -30,11 +30,21 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 
 
+class SealedFields(_Record):
+    """Field protection: the person's clear fields, encrypted to the bus's key (v3)."""
+
+    key_id: str
+    ephemeral_public_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+
 class Person(_Record):
     id_number: IdStr
     name: NameStr
     organisation: ShortStr | None = None
     organisation_uscc: IdStr | None = None
+    sealed: SealedFields | None = None
 
 
 class Penalty(_Record):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from confluent_kafka import Consumer, TopicPartition
 
 
-def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10.0) -> int:
+def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10.0,
+              auth: dict[str, str] | None = None) -> int:
     """Messages the group has not committed past, summed over every partition of `topics`.
 
     A partition the group never committed counts in full (from the log start).
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, **(auth or {})})
     try:
         metadata = consumer.list_topics(timeout=timeout)
         partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics

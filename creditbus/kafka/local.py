@@ -1,13 +1,20 @@
 """A single-node Apache Kafka broker in KRaft mode on 127.0.0.1, run from Maven Central jars.
 
 Layout under `<home>/kafka/`: `server.properties`, `data/` (the log dirs), `broker.log`, and
-`broker.json` (pid, ports, bootstrap) which the other commands read to find the broker.
+`broker.json` (pid, ports, bootstrap, mode) which the other commands read to find the broker.
+
+Two modes: plaintext (the default, for development and tests) and secure (`secure=True`):
+SASL/SCRAM-SHA-512 on the client listener, the StandardAuthorizer with deny-by-default, and a
+super user `admin` whose generated password is kept in `<home>/kafka/admin.secret` (0600).
+The mode is fixed when the storage is formatted: a secure broker's data is never started
+in plaintext mode (that would switch its ACLs off silently).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,6 +29,8 @@ from creditbus.settings import broker_state_file
 
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+ADMIN_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 class BrokerError(RuntimeError):
@@ -37,6 +46,9 @@ class BrokerState:
     version: str
     config: str
     started_at: float
+    secure: bool = False
+    listener: str = ""
+    """The client listener, e.g. `SASL_PLAINTEXT://127.0.0.1:9092`."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +62,19 @@ class BrokerStatus:
 class LocalBroker:
     """Manage one local broker whose files live under `home/kafka`."""
 
-    def __init__(self, home: Path, cache: Path, version: str, heap: str = "512m") -> None:
+    def __init__(
+        self, home: Path, cache: Path, version: str, heap: str = "512m", *, secure: bool = False
+    ) -> None:
         self.dir = home / "kafka"
         self.cache = cache
         self.version = version
         self.heap = heap
+        self.secure = secure
         self.state_file = broker_state_file(home)
         self.config = self.dir / "server.properties"
         self.data = self.dir / "data"
         self.log = self.dir / "broker.log"
+        self.admin_secret = admin_secret_file(home)
 
     # -- public commands -------------------------------------------------------------------
 
@@ -67,15 +83,22 @@ class LocalBroker:
         java = find_java()
         status = self.status()
         if status.running and status.answering and status.state:
+            if self.secure and not status.state.secure:
+                raise BrokerError(
+                    "a plaintext local broker is running; stop it and delete its data "
+                    "(`creditbus kafka down --purge`) before starting it in secure mode"
+                )
             return status.state
         if status.state is not None:
             self._clean_stale(status)
+        secure = self._secure_mode()
         libs = ensure_broker_jars(self.cache, self.version, quiet=quiet)
         last_error: Exception | None = None
         for _attempt in range(3):  # a port taken between choosing and binding: choose again
-            state = self._start(java, libs)
+            state = self._start(java, libs, secure)
             try:
-                wait_until_answering(state.bootstrap, START_TIMEOUT_S, pid=state.pid)
+                wait_until_answering(state.bootstrap, START_TIMEOUT_S, pid=state.pid,
+                                     config=self._client_auth(secure))
             except BrokerError as exc:
                 last_error = exc
                 self._kill(state.pid)
@@ -106,21 +129,65 @@ class LocalBroker:
             return BrokerStatus(False, False, None, "no local broker recorded")
         if not _is_our_broker(state.pid, state.config):
             return BrokerStatus(False, False, state, f"stale: process {state.pid} is gone")
-        answering = answers(state.bootstrap, timeout=5.0)
+        answering = answers(state.bootstrap, timeout=5.0, config=self._client_auth(state.secure))
         note = "running" if answering else "process alive but not answering"
         return BrokerStatus(True, answering, state, note)
 
+    def admin_config(self) -> dict[str, str]:
+        """Client settings (without bootstrap) of the secure broker's super user; {} in
+        plaintext mode."""
+        state = self._read_state()
+        return self._client_auth(bool(state and state.secure))
+
     # -- internals ---------------------------------------------------------------------------
 
-    def _start(self, java: Path, libs: Path) -> BrokerState:
+    def _formatted(self) -> bool:
+        return (self.data / "meta.properties").exists()
+
+    def _secure_mode(self) -> bool:
+        """The mode to start in: the requested one, unless the storage says otherwise."""
+        if not self._formatted():
+            return self.secure
+        formatted_secure = self.admin_secret.is_file()
+        if self.secure and not formatted_secure:
+            raise BrokerError(
+                f"the broker data in {self.data} was formatted in plaintext mode; delete it "
+                "(`creditbus kafka down --purge`) to start the broker in secure mode"
+            )
+        return formatted_secure  # never start a secure broker's data without its authorizer
+
+    def _admin_password(self, *, create: bool) -> str:
+        if self.admin_secret.is_file():
+            return self.admin_secret.read_text().strip()
+        if not create:
+            raise BrokerError(f"{self.admin_secret} is missing: the admin password is lost")
+        # Hex only: the password goes into --add-scram's [name=...,password=...] syntax and
+        # into a JAAS line, where ',', ']', '=' and quotes would need escaping.
+        password = secrets.token_hex(24)
+        _write_private(self.admin_secret, password + "\n")
+        return password
+
+    def _client_auth(self, secure: bool) -> dict[str, str]:
+        if not secure:
+            return {}
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": ADMIN_USER,
+            "sasl.password": self._admin_password(create=False),
+        }
+
+    def _start(self, java: Path, libs: Path, secure: bool = False) -> BrokerState:
         previous = self._read_state()
         port, cport = self._choose_ports(previous)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(_server_properties(port, cport, self.data))
+        password = self._admin_password(create=not self._formatted()) if secure else None
+        # The secure config holds the admin password (the JAAS line): owner-only.
+        _write_private(self.config, _server_properties(port, cport, self.data, password))
         classpath = f"{libs}/*"
         logging_opt = self._logging_option()
-        if not (self.data / "meta.properties").exists():
-            self._format(java, classpath, logging_opt)
+        if not self._formatted():
+            self._format(java, classpath, logging_opt, password)
         cmd = [
             str(java), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
@@ -132,9 +199,11 @@ class LocalBroker:
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        listener = "SASL_PLAINTEXT" if secure else "PLAINTEXT"
         return BrokerState(
             pid=proc.pid, port=port, controller_port=cport, bootstrap=f"127.0.0.1:{port}",
             version=self.version, config=str(self.config), started_at=time.time(),
+            secure=secure, listener=f"{listener}://127.0.0.1:{port}",
         )
 
     def _logging_option(self) -> str:
@@ -148,23 +217,32 @@ class LocalBroker:
         return f"-Dlog4j.configuration=file:{path}"
 
     def _choose_ports(self, previous: BrokerState | None) -> tuple[int, int]:
-        if previous and port_is_free(previous.port) and port_is_free(previous.controller_port):
-            return previous.port, previous.controller_port
+        """The ports of the last run when free (so clients survive a restart), else new ones."""
+        last = self._last_ports() or (
+            (previous.port, previous.controller_port) if previous else None)
+        if last and port_is_free(last[0]) and port_is_free(last[1]):
+            return last
         port = free_port()
         cport = free_port()
         while cport == port:
             cport = free_port()
         return port, cport
 
-    def _format(self, java: Path, classpath: str, logging_opt: str) -> None:
+    def _format(
+        self, java: Path, classpath: str, logging_opt: str, admin_password: str | None = None
+    ) -> None:
         base = [str(java), logging_opt, "-cp", classpath, "kafka.tools.StorageTool"]
         cluster_id = subprocess.run(
             [*base, "random-uuid"], capture_output=True, text=True, check=True, timeout=120
         ).stdout.strip().splitlines()[-1]
-        result = subprocess.run(
-            [*base, "format", "-t", cluster_id, "-c", str(self.config)],
-            capture_output=True, text=True, timeout=120,
-        )
+        command = [*base, "format", "-t", cluster_id, "-c", str(self.config)]
+        if admin_password is not None:
+            # The inter-broker SCRAM user must exist before the broker starts (KRaft keeps SCRAM
+            # credentials in the metadata log). StorageTool takes it only on its command line;
+            # it runs for a second or two, on a loopback-only development machine.
+            command += ["--add-scram",
+                        f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={admin_password}]"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise BrokerError(f"formatting the broker storage failed:\n{result.stderr[-2000:]}")
 
@@ -186,8 +264,17 @@ class LocalBroker:
     def _port_race(self, exc: Exception) -> bool:
         return "Address already in use" in self._log_tail() or "bind" in str(exc).lower()
 
+    def _last_ports(self) -> tuple[int, int] | None:
+        try:
+            data = json.loads((self.dir / "last-ports.json").read_text())
+            return int(data["port"]), int(data["controller_port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _write_state(self, state: BrokerState) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        (self.dir / "last-ports.json").write_text(json.dumps(
+            {"port": state.port, "controller_port": state.controller_port}))
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(state), indent=2))
         tmp.replace(self.state_file)
@@ -206,12 +293,30 @@ class LocalBroker:
         return "broker log (last lines):\n" + "\n".join(text)
 
 
-def answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a broker at `bootstrap` returns cluster metadata."""
+def admin_secret_file(home: Path) -> Path:
+    """The local secure broker's admin password (0600)."""
+    return home / "kafka" / "admin.secret"
+
+
+def local_admin_config(home: Path, bootstrap: str) -> dict[str, str]:
+    """Super-user client auth of the local secure broker if it serves `bootstrap`, else {}."""
+    try:
+        state = BrokerState(**json.loads(broker_state_file(home).read_text()))
+        password = admin_secret_file(home).read_text().strip()
+    except (OSError, ValueError, TypeError):
+        return {}
+    if not state.secure or state.bootstrap != bootstrap or not password:
+        return {}
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": ADMIN_USER, "sasl.password": password}
+
+
+def answers(bootstrap: str, timeout: float = 5.0, config: dict[str, str] | None = None) -> bool:
+    """True when a broker at `bootstrap` returns cluster metadata (`config`: client auth)."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                         "logger": _SilentLogger()})
+                         "logger": _SilentLogger(), **(config or {})})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any failure means "not answering yet"
@@ -219,12 +324,15 @@ def answers(bootstrap: str, timeout: float = 5.0) -> bool:
     return bool(metadata.brokers)
 
 
-def wait_until_answering(bootstrap: str, timeout: float, pid: int | None = None) -> None:
+def wait_until_answering(
+    bootstrap: str, timeout: float, pid: int | None = None,
+    config: dict[str, str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pid is not None and not _alive(pid):
             raise BrokerError("the broker process exited during start-up")
-        if answers(bootstrap, timeout=2.0):
+        if answers(bootstrap, timeout=2.0, config=config):
             return
         time.sleep(0.5)
     raise BrokerError(f"the broker did not answer at {bootstrap} within {timeout:.0f} s")
@@ -276,8 +384,28 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return False
 
 
-def _server_properties(port: int, cport: int, data: Path) -> str:
-    return f"""# written by creditbus: single-node KRaft broker on loopback
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (created 0600, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def _server_properties(
+    port: int, cport: int, data: Path, admin_password: str | None = None
+) -> str:
+    if admin_password is None:
+        return _PLAINTEXT_LISTENERS.format(port=port, cport=cport) + _common_properties(data)
+    return (_SECURE_LISTENERS.format(port=port, cport=cport, user=ADMIN_USER,
+                                     password=admin_password, mechanism=SCRAM_MECHANISM)
+            + _common_properties(data))
+
+
+_PLAINTEXT_LISTENERS = """# written by creditbus: single-node KRaft broker on loopback
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
@@ -286,7 +414,38 @@ advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={data}
+"""
+
+# Secure mode. Clients (and the broker itself, inter-broker) authenticate with SCRAM-SHA-512 on
+# the SASL_PLAINTEXT listener; without an ACL nothing is allowed. The controller listener stays
+# PLAINTEXT because KRaft controllers cannot use SCRAM (its credentials live in the metadata log
+# the controller serves); the broker reaches the controller there as User:ANONYMOUS, which must
+# therefore be a super user (broker registration and heartbeats need CLUSTER_ACTION). That is
+# only acceptable because the controller listener is bound to 127.0.0.1 on a development
+# machine: anyone who can open that port is a super user. Production clusters protect the
+# controller listener with TLS client certificates or SASL/PLAIN instead (docs/security.md).
+_SECURE_LISTENERS = """# written by creditbus: single-node KRaft broker on loopback, secure mode
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{cport}
+listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms={mechanism}
+sasl.mechanism.inter.broker.protocol={mechanism}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\\
+  org.apache.kafka.common.security.scram.ScramLoginModule required \\
+  username="{user}" password="{password}";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{user};User:ANONYMOUS
+"""
+
+
+def _common_properties(data: Path) -> str:
+    return f"""log.dirs={data}
 num.partitions=4
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
@@ -320,5 +479,6 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
 
-__all__ = ["BrokerError", "BrokerState", "BrokerStatus", "LocalBroker", "PrerequisiteError",
-           "answers", "wait_until_answering"]
+__all__ = ["ADMIN_USER", "SCRAM_MECHANISM", "BrokerError", "BrokerState", "BrokerStatus",
+           "LocalBroker", "PrerequisiteError", "admin_secret_file", "answers", "local_admin_config",
+           "wait_until_answering"]

@@ -26,6 +26,9 @@ from creditbus.contract.validation import EventRejected, ValidEvent, validate_ev
 from creditbus.contract.wire import Wire, WireError
 from creditbus.identity import redact
 from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
+from creditbus.kafka.clientconf import confluent_auth
+from creditbus.security.envelope import seal_event
+from creditbus.security.keys import public_key_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import raw_topic
 
@@ -111,11 +114,14 @@ class PublishIncomplete(RuntimeError):
 class EventEncoder:
     """Completes, encodes and validates events of one unit, without any Kafka connection."""
 
-    def __init__(self, unit: str, catalog: Catalog, wire: Wire, topic: str | None = None) -> None:
+    def __init__(self, unit: str, catalog: Catalog, wire: Wire, topic: str | None = None,
+                 public_key: Any = None) -> None:
         self.unit = unit
         self.catalog = catalog
         self.wire = wire
         self.topic = topic
+        self.public_key = public_key
+        """The bus's field-protection key: when set, identity number and name are sealed."""
 
     def prepare(self, event: Mapping[str, Any], *, now_ms: int | None = None) -> PreparedEvent:
         """Raise `EventRejected` for an invalid event; nothing is sent."""
@@ -142,6 +148,8 @@ class EventEncoder:
         valid = validate_event(
             decoded, self.catalog, topic_unit=self.unit, now_ms=now_ms, encoded_size=len(value)
         )
+        if self.public_key is not None:  # sealed after validation: the id stays the same
+            value = self._encode(seal_event(decoded, self.public_key))
         return PreparedEvent(decoded, value, decoded["record_id"].encode("utf-8"), valid)
 
     def _encode(self, datum: Mapping[str, Any]) -> bytes:
@@ -216,10 +224,12 @@ class CreditPublisher:
         self.unit = unit
         self.topic = raw_topic(settings.topic_prefix, unit)
         self.wire = wire if wire is not None else default_wire(settings)
-        self.encoder = EventEncoder(unit, self.catalog, self.wire, self.topic)
+        self.encoder = EventEncoder(unit, self.catalog, self.wire, self.topic,
+                                    public_key_from_settings(settings))
         self.on_delivery = on_delivery
         self._config = {
             "bootstrap.servers": settings.bootstrap,
+            **confluent_auth(settings),
             "client.id": f"creditbus-publisher-{unit}",
             **PRODUCER_DEFAULTS,
             **dict(producer_config or {}),
@@ -318,7 +328,7 @@ class CreditPublisher:
 
     def ensure_topic(self) -> None:
         """Create the unit's raw topic if it does not exist (the broker does not auto-create)."""
-        admin = admin_client(self.settings.bootstrap)
+        admin = admin_client(self.settings.bootstrap, confluent_auth(self.settings))
         spec = TopicSpec(self.topic, self.settings.partitions, self.settings.replication)
         ensure_topics(admin, [spec], timeout=30.0)
 

@@ -122,6 +122,7 @@ def make_event(content_type: str | None = "Penalty", **overrides: Any) -> dict[s
             "name": "刘建华",
             "organisation": "江西赣江律师事务所",
             "organisation_uscc": None,
+            "sealed": None,
         },
         "group": "lawyer",
         "category": "practice_penalty",

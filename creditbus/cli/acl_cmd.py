@@ -1,0 +1,138 @@
+"""`creditbus acl apply | list`: least-privilege principals and ACLs on the configured cluster.
+
+The command itself needs a super user: `CREDITBUS_KAFKA_USERNAME` / `CREDITBUS_KAFKA_PASSWORD`,
+or, for the local broker started with `creditbus kafka up --secure`, nothing (its admin password
+is read from `<home>/kafka/admin.secret`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from creditbus.catalog import CatalogError, default_catalog
+from creditbus.kafka.admin import ensure_topics
+from creditbus.kafka.clientconf import ClientConfigError, confluent_config
+from creditbus.kafka.local import local_admin_config
+from creditbus.security.acl import (
+    AclError,
+    CredentialStore,
+    apply_plan,
+    current_acls,
+    plan_principals,
+    scram_users,
+)
+from creditbus.settings import Settings
+from creditbus.topics import bus_topics
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "acl", help="create the bus's Kafka principals and ACLs (SASL/SCRAM), or list them"
+    )
+    actions = parser.add_subparsers(dest="acl_action", required=True)
+    apply = actions.add_parser(
+        "apply", help="create or update one principal per unit, worker, sink and query"
+    )
+    apply.add_argument(
+        "--out", type=Path, default=None,
+        help="credentials file (0600; default: $CREDITBUS_HOME/kafka/credentials.json)",
+    )
+    apply.add_argument(
+        "--rotate", action="append", default=[], metavar="PRINCIPAL",
+        help="give this principal a new password (repeatable)",
+    )
+    apply.add_argument(
+        "--no-topics", action="store_true",
+        help="do not create the bus's topics (by default they are ensured with admin rights)",
+    )
+    actions.add_parser("list", help="show the principals and their ACLs (never passwords)")
+    parser.set_defaults(func=run)
+
+
+def default_credentials_file(settings: Settings) -> Path:
+    return settings.home / "kafka" / "credentials.json"
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """The configured principal, or the local secure broker's admin when none is configured."""
+    config = confluent_config(settings)
+    if "sasl.username" not in config:
+        config.update(local_admin_config(settings.home, settings.bootstrap))
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not settings.bootstrap:
+        print("error: no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up --secure`",
+              file=sys.stderr)
+        return 2
+    try:
+        admin = AdminClient(admin_config(settings))
+        if args.acl_action == "apply":
+            return _apply(args, settings, admin)
+        return _list(settings, admin)
+    except (AclError, CatalogError, ClientConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KafkaException as exc:
+        print(f"error: {exc.args[0].str()}", file=sys.stderr)
+        return 1
+
+
+def _apply(args: argparse.Namespace, settings: Settings, admin: AdminClient) -> int:
+    catalog = default_catalog(settings.catalog_dir)
+    units = [u.code for u in catalog.units]
+    prefix = settings.topic_prefix
+    if not args.no_topics:
+        specs = bus_topics(prefix, units, settings.partitions, settings.replication)
+        created = ensure_topics(admin, specs)
+        print(f"topics: {len(created)} created, {len(specs) - len(created)} existed")
+    path = args.out or default_credentials_file(settings)
+    store = CredentialStore.load(path)
+    result = apply_plan(admin, plan_principals(prefix, units), store, prefix=prefix,
+                        rotate=args.rotate)
+    print(f"users: {len(result.users_created)} created, {len(result.users_reset)} given a new "
+          f"password, {len(result.users_kept)} unchanged")
+    for name in result.users_reset:
+        print(f"  new password: {name}")
+    print(f"ACLs: {len(result.acls_created)} created, {len(result.acls_deleted)} removed, "
+          f"{result.acls_kept} unchanged")
+    for principal, grant in result.acls_deleted:
+        print(f"  removed: {principal} {grant.text()}")
+    for name in result.orphans:
+        print(f"warning: {name} is not a unit of the catalog any more; its user and ACLs "
+              "were left in place", file=sys.stderr)
+    print(f"credentials: {path}" + ("" if result.changed else " (nothing changed)"))
+    return 0
+
+
+def _list(settings: Settings, admin: AdminClient) -> int:
+    users = scram_users(admin)
+    acls = current_acls(admin)
+    catalog = default_catalog(settings.catalog_dir)
+    planned = {p.principal: p for p in plan_principals(settings.topic_prefix,
+                                                       [u.code for u in catalog.units])}
+    principals = sorted(set(acls) | set(planned) | {f"User:{u}" for u in users})
+    for principal in principals:
+        name = principal.split(":", 1)[1]
+        mechanisms = ", ".join(users.get(name, [])) or "no SCRAM credentials"
+        plan = planned.get(principal)
+        role = plan.role if plan else "-"
+        print(f"{principal}  [{role}]  {mechanisms}")
+        grants = sorted(acls.get(principal, set()))
+        for grant in grants:
+            print(f"    {grant.text()}")
+        if plan:
+            missing = sorted(set(plan.grants) - set(grants))
+            for grant in missing:
+                print(f"    MISSING {grant.text()}")
+        if not grants and not plan:
+            print("    (no ALLOW ACLs; a super user if listed in super.users)")
+    return 0

@@ -1,0 +1,1 @@
+"""Security of the bus: Kafka principals and ACLs (`acl`), field protection (`envelope`, `keys`)."""
