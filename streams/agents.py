@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from creditbus import metrics
 from creditbus.archive import person
@@ -26,9 +27,10 @@ from creditbus.catalog.models import Catalog
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
 from creditbus.ingest import Ingestor, Rejection
+from creditbus.security.keys import private_keys_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, raw_topic, updates_topic
-from streams.tables import ArchiveTables
+from streams.tables import ArchiveTables, keep_recent, recall
 
 log = logging.getLogger("creditbus.worker")
 
@@ -46,7 +48,8 @@ class Topology:
         self.app = app
         self.wire = wire
         self.horizon_ms = settings.dedup_horizon_days * DAY_MS
-        self.ingestor = Ingestor(catalog, wire, settings.person_key_secret, prefix)
+        self.ingestor = Ingestor(catalog, wire, settings.person_key_secret, prefix,
+                                 private_keys_from_settings(settings))
         raw = dict(key_serializer="raw", value_serializer="raw")
         self.inbound = app.topic(*(raw_topic(prefix, u.code) for u in catalog.units), **raw)
         self.by_person = app.topic(by_person_topic(prefix), partitions=settings.partitions, **raw)
@@ -102,7 +105,7 @@ class Topology:
             out = person.apply_tick(current, item, partition=partition, offset=offset,
                                     horizon_ms=self.horizon_ms)
         if out.result == person.REPLAY and out.replay_versions:
-            await self._replay(pk, *out.replay_versions)
+            self._replay(current, pk, *out.replay_versions)
         elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
             metrics.DUPLICATES.labels(out.result).inc()
         elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
@@ -111,24 +114,30 @@ class Topology:
                 "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
                 item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
                 pk.encode(), item.unit)
+        encoded = [self.wire.encode(ARCHIVE_UPDATE, u) for u in out.updates]
         if out.archive is not None:
+            fresh = [(u["version"], offset, d)
+                     for u, d in zip(out.updates, encoded, strict=True)]
+            keep_recent(out.archive, self._committed(partition), fresh)
             self.tables.save(out.archive)
-        for update in out.updates:
-            data = self.wire.encode(ARCHIVE_UPDATE, update)
-            self.tables.remember(pk, update["version"], data)
+        for update, data in zip(out.updates, encoded, strict=True):
             self.updates.send_soon(key=pk.encode(), value=data)
             metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
             if isinstance(item, EnrichedEvent):
                 metrics.PUBLISH_TO_UPDATE.observe(max(0.0, time.time() - item.published_at / 1000))
 
-    async def _replay(self, pk: str, first: int, last: int) -> None:
-        for version in range(first, last + 1):
-            data = self.tables.recall(pk, version)
-            if data is None:
-                log.error("cannot replay version %d of a person: no longer kept", version)
-                continue
+    def _replay(self, archive: dict[str, Any] | None, pk: str, first: int, last: int) -> None:
+        found = recall(archive, first, last)
+        if len(found) != last - first + 1:  # cannot happen: kept in the same value as `seen`
+            log.error("replay of versions %d..%d found %d of them", first, last, len(found))
+        for _version, data in found:
             self.updates.send_soon(key=pk.encode(), value=data)
             metrics.REPLAYED_UPDATES.inc()
+
+    def _committed(self, partition: int) -> int | None:
+        """The offset the consumer has committed on this by-person partition, if any."""
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        return committed.get(TP(self.by_person.get_topic_name(), partition))
 
     # -- maintenance ----------------------------------------------------------------------------
 
