@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
 def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10.0,
@@ -20,7 +20,11 @@ def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10
         committed = consumer.committed(partitions, timeout=timeout)
         lag = 0
         for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            try:
+                low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            except KafkaException:  # leadership moving (a new topic): not known to be caught up
+                lag += 1
+                continue
             position = tp.offset if tp.offset >= 0 else low
             lag += max(0, high - position)
         return lag

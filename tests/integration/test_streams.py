@@ -85,6 +85,21 @@ def test_mixed_stream_yields_exact_archives_dead_letters_and_duplicate_counts(
             scenario.exact_duplicates
         assert metrics.get('creditbus_duplicates_total{kind="content"}') == \
             scenario.content_duplicates
+        invalid: Counter[str] = Counter()
+        dead: Counter[str] = Counter()
+        for name, value in metrics.items():
+            if name.startswith("creditbus_events_invalid_total{"):
+                invalid[name.split('reason="')[1].split('"')[0]] += int(value)
+            if name.startswith("creditbus_dead_letters_total{"):
+                dead[name.split('reason="')[1].split('"')[0]] += int(value)
+        ingest_rejects = scenario.dead_letter_reasons - Counter({"RETRACT_UNKNOWN_RECORD": 10**6})
+        assert invalid == ingest_rejects
+        assert dead == scenario.dead_letter_reasons
+        updates_total = sum(v for k, v in metrics.items()
+                            if k.startswith("creditbus_archive_updates_total{"))
+        assert updates_total == expected_update_count(scenario)
+        events_in = sum(v for k, v in metrics.items() if k.startswith("creditbus_events_in_total{"))
+        assert events_in == len(scenario.messages)
         time.sleep(2)  # nothing more may arrive: no duplicate updates in effect
         again = decoded_updates(kafka_broker.bootstrap, topic_prefix, 10**9, timeout=5)
         assert len(again) == expected_update_count(scenario)
