@@ -17,7 +17,10 @@ def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10
         metadata = consumer.list_topics(timeout=timeout)
         partitions = [TopicPartition(t, p) for t in topics if t in metadata.topics
                       for p in metadata.topics[t].partitions]
-        committed = consumer.committed(partitions, timeout=timeout)
+        try:
+            committed = consumer.committed(partitions, timeout=timeout)
+        except KafkaException:  # the group coordinator is moving or loading: not caught up
+            return max(1, len(partitions))
         lag = 0
         for tp in committed:
             try:

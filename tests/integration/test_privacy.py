@@ -17,6 +17,7 @@ from urllib.request import urlopen
 import pytest
 
 from creditbus.catalog import default_catalog
+from creditbus.identity import IdentifierError, parse_resident_id
 from creditbus.kafka.admin import admin_client
 from creditbus.kafka.lag import group_lag
 from creditbus.kafka.ports import free_port
@@ -54,9 +55,14 @@ def publish_sample(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 
 
 def scan(data: bytes, numbers: set[str]) -> list[str]:
-    """Clear identity numbers in `data`: the known ones, or anything shaped like one."""
+    """Clear identity numbers in `data`: the known ones, or any valid one (GB 11643)."""
     hits = [n for n in numbers if n.encode() in data]
-    hits += [m.group().decode() for m in ID_LIKE.finditer(data)]
+    for match in ID_LIKE.finditer(data):  # any valid resident ID, known or not
+        try:
+            parse_resident_id(match.group().decode())
+        except IdentifierError:
+            continue  # a digit run that is no identity number (a hash, a certificate number)
+        hits.append(match.group().decode())
     return hits
 
 
