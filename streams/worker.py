@@ -24,9 +24,15 @@ _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "
 
 
 class _Worker(faust.Worker):
-    """A Faust worker whose log handlers mask identity numbers."""
+    """A Faust worker whose log handlers mask identity numbers, without the terminal spinner.
+
+    At WARNING and above Faust feeds its spinner from a DEBUG handler on the root logger,
+    which makes every debug call of aiokafka and Faust build a log record: a service that
+    logs to a file pays for a progress animation nobody sees.
+    """
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
         super().on_setup_root_logger(logger, level)
         protect_handlers(logger)
 
