@@ -29,6 +29,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 """The previous_hash of a person's first archive update (see creditbus.archive.chain)."""
 
@@ -38,14 +40,35 @@ _EVENT_ID_EXCLUDED = ("event_id", "published_at")
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The canonical UTF-8 JSON bytes of ``obj`` (rules in the module docstring)."""
+    """The canonical UTF-8 JSON bytes of ``obj`` (rules in the module docstring).
+
+    orjson writes the same bytes as the standard library for strings, integers of 64 bits,
+    literals, arrays and objects with sorted keys. Whatever it would write differently (floats,
+    whose exponent it spells otherwise, integers beyond 64 bits, lone surrogates) it refuses,
+    and the standard library writes those.
+    """
+    prepared = _prepare(obj)
+    try:
+        return orjson.dumps(prepared, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return _stdlib_json(prepared)
+
+
+def _stdlib_json(prepared: Any) -> bytes:
     return json.dumps(
-        _prepare(obj),
+        prepared,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
         allow_nan=False,
     ).encode("utf-8")
+
+
+class _Float(float):
+    """A float that orjson refuses (it serialises no float subclass), so that the standard
+    library, with Python's own repr, writes every float of the canonical form."""
+
+    __slots__ = ()
 
 
 def format_timestamp(value: datetime) -> str:
@@ -93,7 +116,7 @@ def _prepare_other(obj: Any) -> Any:
     if isinstance(obj, float):
         if not math.isfinite(obj):
             raise ValueError("canonical JSON cannot represent a non-finite float")
-        return obj
+        return _Float(obj)
     if isinstance(obj, datetime):
         return format_timestamp(obj)
     if isinstance(obj, date):
