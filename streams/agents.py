@@ -13,15 +13,23 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from typing import Any
 
 import faust
 import orjson
+from faust.streams import _current_event
 from faust.types import TP
 
 from creditbus import metrics
 from creditbus.archive import person
-from creditbus.archive.event import EnrichedEvent, MaintenanceTick, parse_internal
+from creditbus.archive.event import (
+    EnrichedEvent,
+    Internal,
+    MaintenanceTick,
+    pack_internal,
+    parse_internal_all,
+)
 from creditbus.archive.timeutil import china_date
 from creditbus.catalog.models import Catalog
 from creditbus.contract.wire import Wire
@@ -30,6 +38,7 @@ from creditbus.ingest import Ingestor, Rejection
 from creditbus.security.keys import private_keys_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, raw_topic, updates_topic
+from streams.partitioning import person_partition
 from streams.tables import ArchiveTables, keep_recent, recall
 
 log = logging.getLogger("creditbus.worker")
@@ -38,6 +47,8 @@ ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 DAY_MS = 86_400_000
 INGEST_BATCH = 1000
 INGEST_WITHIN_S = 0.05
+ARCHIVE_BATCH = 2000
+ARCHIVE_WITHIN_S = 0.05
 
 
 class Topology:
@@ -55,6 +66,8 @@ class Topology:
         self.by_person = app.topic(by_person_topic(prefix), partitions=settings.partitions, **raw)
         self.updates = app.topic(updates_topic(prefix), **raw)
         self.deadletters = app.topic(deadletter_topic(prefix), **raw)
+        self.by_person_name = by_person_topic(prefix)
+        self.updates_name = updates_topic(prefix)
         self.tables = ArchiveTables(app, settings.partitions)
         app.agent(self.inbound, name="ingest")(self.ingest)
         app.agent(self.by_person, name="archive")(self.archive)
@@ -64,10 +77,10 @@ class Topology:
 
     async def ingest(self, stream: faust.StreamT) -> None:
         async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
-            for event in events:
-                await self._ingest_one(event)
+            valid = [e for e in [await self._ingest_one(event) for event in events] if e]
+            await self._forward(valid)
 
-    async def _ingest_one(self, event: faust.EventT) -> None:
+    async def _ingest_one(self, event: faust.EventT) -> EnrichedEvent | None:
         msg = event.message
         value: bytes | None = event.value
         result = self.ingestor.process(value, msg.topic, msg.partition, msg.offset)
@@ -77,61 +90,104 @@ class Topology:
             await self._dead_letter("ingest", result.code, result.message, msg.topic,
                                     msg.partition, msg.offset, mask_ids_in_bytes(value or b""),
                                     msg.key, result.unit)
-            return
+            return None
         metrics.EVENTS_VALID.labels(result.unit).inc()
-        self.by_person.send_soon(key=result.person_key.encode(), value=result.to_bytes())
+        return result
+
+    async def _forward(self, valid: list[EnrichedEvent]) -> None:
+        """Send a batch's valid events to the by-person topic, packed per partition."""
+        count = self.app.consumer.topic_partitions(self.by_person_name)
+        if not count:  # metadata not known yet: one keyed message each, partitioned alike
+            for item in valid:
+                await self._send(self.by_person_name, item.person_key.encode(), item.to_bytes())
+            return
+        per_partition: dict[int, list[EnrichedEvent]] = {}
+        for item in valid:
+            per_partition.setdefault(person_partition(item.person_key, count), []).append(item)
+        for partition, items in per_partition.items():
+            for pack in pack_internal(items):
+                await self.app.producer.send(self.by_person_name, None, pack, partition, None,
+                                             None)
 
     # -- archive --------------------------------------------------------------------------------
 
     async def archive(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        async for events in stream.take_events(ARCHIVE_BATCH, within=ARCHIVE_WITHIN_S):
+            await self._archive_batch(events)
+
+    async def _archive_batch(self, events: list[faust.EventT]) -> None:
+        """Apply a batch, one load and one save per person however many of its events it has.
+
+        Grouping keeps each person's events in order; persons are independent of each other.
+        """
+        by_person: dict[tuple[int, str], list[tuple[faust.EventT, int, Internal]]] = {}
+        for event in events:
             msg = event.message
             try:
-                item = parse_internal(event.value)
+                items = parse_internal_all(event.value)
             except (ValueError, TypeError, KeyError) as exc:
                 await self._dead_letter("archive", "INTERNAL_MESSAGE_INVALID", str(exc),
                                         msg.topic, msg.partition, msg.offset, b"", msg.key, None)
                 continue
-            await self._apply(item, msg.partition, msg.offset)
+            for index, item in enumerate(items):
+                by_person.setdefault((msg.partition, item.person_key), []).append(
+                    (event, index, item))
+        for (partition, pk), items in by_person.items():
+            # The table's store and changelog partition follow the current event, a context
+            # variable of this task. Only it is set: the stream's own `current_event` belongs
+            # to the task filling the next batch meanwhile.
+            token = _current_event.set(weakref.ref(items[-1][0]))
+            try:
+                await self._apply_person(pk, partition, items)
+            finally:
+                _current_event.reset(token)
 
-    async def _apply(self, item: EnrichedEvent | MaintenanceTick, partition: int,
-                     offset: int) -> None:
-        pk = item.person_key
-        current = self.tables.load(pk)
-        if isinstance(item, EnrichedEvent):
-            out = person.apply_event(current, item, partition=partition, offset=offset,
-                                     horizon_ms=self.horizon_ms)
-        else:
-            out = person.apply_tick(current, item, partition=partition, offset=offset,
-                                    horizon_ms=self.horizon_ms)
-        if out.result == person.REPLAY and out.replay_versions:
-            self._replay(current, pk, *out.replay_versions)
-        elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
-            metrics.DUPLICATES.labels(out.result).inc()
-        elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
-            reason = out.dead_letter_reason or "REJECTED"
-            await self._dead_letter(
-                "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
-                item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
-                pk.encode(), item.unit)
-        encoded = [self.wire.encode(ARCHIVE_UPDATE, u) for u in out.updates]
-        if out.archive is not None:
-            fresh = [(u["version"], offset, d)
-                     for u, d in zip(out.updates, encoded, strict=True)]
-            keep_recent(out.archive, self._committed(partition), fresh)
-            self.tables.save(out.archive)
-        for update, data in zip(out.updates, encoded, strict=True):
-            self.updates.send_soon(key=pk.encode(), value=data)
-            metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
+    async def _apply_person(self, pk: str, partition: int,
+                            items: list[tuple[faust.EventT, int, Internal]]) -> None:
+        archive = self.tables.load(pk)
+        changed = False
+        committed = self._committed(partition)
+        for event, index, item in items:
+            offset = event.message.offset
             if isinstance(item, EnrichedEvent):
-                metrics.PUBLISH_TO_UPDATE.observe(max(0.0, time.time() - item.published_at / 1000))
+                out = person.apply_event(archive, item, partition=partition, offset=offset,
+                                         horizon_ms=self.horizon_ms, index=index)
+            else:
+                out = person.apply_tick(archive, item, partition=partition, offset=offset,
+                                        horizon_ms=self.horizon_ms, index=index)
+            if out.result == person.REPLAY and out.replay_versions:
+                await self._replay(archive, pk, *out.replay_versions)
+            elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
+                metrics.DUPLICATES.labels(out.result).inc()
+            elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
+                reason = out.dead_letter_reason or "REJECTED"
+                await self._dead_letter(
+                    "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
+                    item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
+                    pk.encode(), item.unit)
+            if out.archive is None:
+                continue
+            archive, changed = out.archive, True
+            encoded = [self.wire.encode(ARCHIVE_UPDATE, u) for u in out.updates]
+            keep_recent(archive, committed,
+                        [(u["version"], offset, d) for u, d in zip(out.updates, encoded,
+                                                                   strict=True)])
+            for update, data in zip(out.updates, encoded, strict=True):
+                await self._send(self.updates_name, pk.encode(), data)
+                metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
+                if isinstance(item, EnrichedEvent):
+                    metrics.PUBLISH_TO_UPDATE.observe(
+                        max(0.0, time.time() - item.published_at / 1000))
+        if changed and archive is not None:
+            self.tables.save(archive)
 
-    def _replay(self, archive: dict[str, Any] | None, pk: str, first: int, last: int) -> None:
+    async def _replay(self, archive: dict[str, Any] | None, pk: str, first: int,
+                      last: int) -> None:
         found = recall(archive, first, last)
         if len(found) != last - first + 1:  # cannot happen: kept in the same value as `seen`
             log.error("replay of versions %d..%d found %d of them", first, last, len(found))
         for _version, data in found:
-            self.updates.send_soon(key=pk.encode(), value=data)
+            await self._send(self.updates_name, pk.encode(), data)
             metrics.REPLAYED_UPDATES.inc()
 
     def _committed(self, partition: int) -> int | None:
@@ -155,6 +211,14 @@ class Topology:
             if due or stale:
                 tick = MaintenanceTick(archive["person_key"], today)
                 self.by_person.send_soon(key=key, value=tick.to_bytes())
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Hand a message to the producer without Faust's one-at-a-time send buffer.
+
+        Partitioning is the producer's (by key), as with `send_soon`, and the consumer's
+        commit flushes the producer first, so a commit still never passes an unsent output.
+        """
+        await self.app.producer.send(topic, key, value, None, None, None)
 
     # -- dead letters ---------------------------------------------------------------------------
 

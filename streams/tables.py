@@ -34,7 +34,7 @@ class ArchiveTables:
         self.archives[archive["person_key"].encode()] = orjson.dumps(archive)
 
 
-RECENT_CAP = 64
+RECENT_CAP = 256
 """A bound in case commits stop advancing on a partition (a known faust-streaming rebalance
 problem, see docs/guarantees.md): far more changes of one person than one commit interval
 ever holds."""

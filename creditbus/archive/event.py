@@ -7,6 +7,7 @@ operators; this topic is internal to the bus, not part of the published contract
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,10 +42,13 @@ class EnrichedEvent:
     source_partition: int
     source_offset: int
 
-    def to_bytes(self) -> bytes:
+    def body(self) -> dict[str, Any]:
         body = {name: getattr(self, name) for name in _EVENT_FIELDS}
         body["type"] = "event"
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        return body
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.body(), option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +58,74 @@ class MaintenanceTick:
     person_key: str
     as_of: str  # ISO date
 
+    def body(self) -> dict[str, Any]:
+        return {"type": "tick", "person_key": self.person_key, "as_of": self.as_of}
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"type": "tick", "person_key": self.person_key,
-                             "as_of": self.as_of})
+        return orjson.dumps(self.body())
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(EnrichedEvent))
 
 
-def parse_internal(data: bytes) -> EnrichedEvent | MaintenanceTick:
-    """Decode a by-person message; raises ValueError on anything else."""
-    body: dict[str, Any] = orjson.loads(data)
+Internal = EnrichedEvent | MaintenanceTick
+
+PACK_MAX_BYTES = 512 * 1024
+"""Largest pack body: well under Kafka's default 1 MiB message limit."""
+
+
+def pack_internal(items: Sequence[Internal], max_bytes: int = PACK_MAX_BYTES) -> list[bytes]:
+    """Messages of one by-person partition packed into as few Kafka messages as fit.
+
+    Consuming and producing one Kafka message costs the worker more than applying the event
+    it carries, so the ingest stage sends each partition's share of a batch as packs. Items
+    keep their order; a single item larger than `max_bytes` still gets a pack of its own.
+    """
+    packs: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for item in items:
+        data = orjson.dumps(item.body(), option=orjson.OPT_SORT_KEYS)
+        if chunk and size + len(data) > max_bytes:
+            packs.append(_join(chunk))
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data) + 1
+    if chunk:
+        packs.append(_join(chunk))
+    return packs
+
+
+def _join(chunk: list[bytes]) -> bytes:
+    return b'{"items":[' + b",".join(chunk) + b'],"type":"pack"}'
+
+
+def parse_internal(data: bytes) -> Internal:
+    """Decode a single by-person message; raises ValueError on anything else."""
+    items = parse_internal_all(data)
+    if len(items) != 1:
+        raise ValueError(f"expected one internal message, found {len(items)}")
+    return items[0]
+
+
+def parse_internal_all(data: bytes) -> list[Internal]:
+    """Decode a by-person message, single or pack, in order; raises ValueError on anything else.
+    """
+    body = orjson.loads(data)
+    if not isinstance(body, dict):
+        raise ValueError("an internal message is a JSON object")
+    if body.get("type") == "pack":
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
+            raise ValueError("a pack holds a non-empty list of items")
+        return [_from_body(item) for item in items]
+    return [_from_body(body)]
+
+
+def _from_body(body: Any) -> Internal:
+    if not isinstance(body, dict):
+        raise ValueError("an internal message is a JSON object")
+    body = dict(body)
     kind = body.pop("type", None)
     if kind == "event":
         return EnrichedEvent(**body)

@@ -7,13 +7,13 @@ The archive is a JSON-able dict (it lives in a Faust table):
     first_update_ms, last_update_ms
     records   {"<unit>/<record id>": snapshot}   retracted records stay, flagged
     history   [[version, kind, record key, record version, event id or null, hash], ...]
-    seen      {message id: [first version, last version, partition, offset, logical ms]}
+    seen      {message id: [first version, last version, partition, offset, logical ms, (index)]}
     next_expiry                    the earliest disclosure end among public records
 
 Every change is deterministic given the archive and the message (logical time only), so a
 message processed twice after a crash yields byte-identical updates: at-least-once delivery
 with idempotent effects. `seen` tells an exact duplicate (the same event id from another
-message) from a replay of the very same message (same partition and offset), whose updates
+message) from a replay of the very same message (same partition, offset and place in a pack),
 must be emitted again because they may have been lost with the crash.
 """
 
@@ -88,13 +88,15 @@ def apply_event(
     partition: int,
     offset: int,
     horizon_ms: int,
+    index: int = 0,
 ) -> Outcome:
-    """Apply one enriched event received at (partition, offset) of the by-person topic."""
+    """Apply one enriched event received at (partition, offset) of the by-person topic, as
+    item `index` of that message when it is a pack."""
     base = archive if archive is not None else new_archive(event)
     pruned = _prune_seen(base, event.published_at - horizon_ms)
     seen = pruned["seen"].get(event.event_id)
     if seen is not None:
-        if seen[2] == partition and seen[3] == offset:
+        if seen[2] == partition and seen[3] == offset and _index(seen) == index:
             return Outcome(REPLAY, None, replay_versions=(seen[0], seen[1]))
         return Outcome(DUPLICATE_EXACT, pruned if pruned is not base else None)
 
@@ -119,19 +121,19 @@ def apply_event(
     changed = _with_person_fields(pruned, event)
     update = _append_change(changed, kind, key, record, event.event_id, event.unit,
                             event.published_at)
-    changed["seen"][event.event_id] = [update["version"], update["version"], partition, offset,
-                                       event.published_at]
+    changed["seen"][event.event_id] = _seen_entry(update["version"], update["version"], partition,
+                                                 offset, event.published_at, index)
     return Outcome(APPLIED, changed, [update])
 
 
 def apply_tick(
     archive: Archive | None, tick: MaintenanceTick, *, partition: int, offset: int,
-    horizon_ms: int,
+    horizon_ms: int, index: int = 0,
 ) -> Outcome:
     """Expire disclosures due by the tick's date and prune dedup state older than the horizon."""
     if archive is None:
         return Outcome(NOTHING, None)
-    message_id = f"tick@{partition}:{offset}"
+    message_id = f"tick@{partition}:{offset}" + (f":{index}" if index else "")
     seen = archive["seen"].get(message_id)
     if seen is not None:
         return Outcome(REPLAY, None, replay_versions=(seen[0], seen[1]))
@@ -161,6 +163,17 @@ def apply_tick(
 
 
 # -- internals ---------------------------------------------------------------------------------
+
+def _seen_entry(first: int, last: int, partition: int, offset: int, at_ms: int,
+                index: int) -> list[int]:
+    """[first version, last version, partition, offset, logical ms(, index within a pack)]."""
+    entry = [first, last, partition, offset, at_ms]
+    return [*entry, index] if index else entry
+
+
+def _index(seen: list[int]) -> int:
+    return seen[5] if len(seen) > 5 else 0
+
 
 def _copy(archive: Archive) -> Archive:
     copied = dict(archive)

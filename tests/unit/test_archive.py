@@ -5,9 +5,17 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
+import pytest
+
 from creditbus.archive.chain import chain_problems, hashed_bytes
 from creditbus.archive.disclosure import disclosure_window
-from creditbus.archive.event import EnrichedEvent, MaintenanceTick, parse_internal
+from creditbus.archive.event import (
+    EnrichedEvent,
+    MaintenanceTick,
+    pack_internal,
+    parse_internal,
+    parse_internal_all,
+)
 from creditbus.archive.person import (
     APPLIED,
     DEAD_LETTER,
@@ -74,6 +82,18 @@ def test_the_same_message_again_is_a_replay_of_its_versions() -> None:
     again = apply_event(first, event(), partition=3, offset=41, horizon_ms=HORIZON)
     assert again.result == REPLAY
     assert again.replay_versions == (1, 1)
+
+
+def test_in_a_pack_the_place_tells_a_replay_from_an_exact_duplicate() -> None:
+    first = apply_event(None, event(), partition=3, offset=41, horizon_ms=HORIZON,
+                        index=2).archive
+    # The same event id again, at another place of the same pack: a producer's retry.
+    duplicate = apply_event(first, event(), partition=3, offset=41, horizon_ms=HORIZON,
+                            index=5)
+    assert duplicate.result == DUPLICATE_EXACT and not duplicate.updates
+    # The pack processed again after a crash: the same place is a replay.
+    again = apply_event(first, event(), partition=3, offset=41, horizon_ms=HORIZON, index=2)
+    assert again.result == REPLAY and again.replay_versions == (1, 1)
 
 
 def test_processing_is_deterministic() -> None:
@@ -174,3 +194,33 @@ def test_internal_messages_round_trip() -> None:
     tick = MaintenanceTick("pk1", "2026-01-01")
     assert parse_internal(tick.to_bytes()) == tick
     assert dataclasses.asdict(parse_internal(ev.to_bytes()))["masked_id"].count("*") == 8
+
+
+def test_packs_keep_order_and_split_under_the_size_limit() -> None:
+    items = [event(event_id=f"e{i}", person_key=f"pk{i % 3}") for i in range(40)]
+    items.insert(7, MaintenanceTick("pk1", "2026-01-01"))
+    [whole] = pack_internal(items)
+    assert parse_internal_all(whole) == items
+    split = pack_internal(items, max_bytes=2_000)
+    assert len(split) > 5 and all(len(p) < 2_000 + len(items[0].to_bytes()) for p in split)
+    assert [i for p in split for i in parse_internal_all(p)] == items
+    assert parse_internal_all(items[0].to_bytes()) == [items[0]]  # a single message is a list
+
+
+def test_a_malformed_pack_is_refused_as_a_whole() -> None:
+    for bad in (b'{"type":"pack","items":[]}', b'{"type":"pack"}', b"[1,2]",
+                b'{"type":"pack","items":[{"type":"event"}]}', b'{"type":"other"}'):
+        with pytest.raises((ValueError, TypeError)):
+            parse_internal_all(bad)
+
+
+def test_person_partition_is_the_producers_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.partitioning import person_partition
+
+    for i in range(500):
+        key = f"{i:064x}"
+        for n in (1, 4, 12):
+            assert person_partition(key, n) == DefaultPartitioner()(
+                key.encode(), list(range(n)), list(range(n)))
