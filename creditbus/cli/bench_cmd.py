@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rates", default="1000,5000",
                         help="steady publish rates for the latency runs (events/s)")
     parser.add_argument("--rate-seconds", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="stream worker processes (2: one per core, as in docker-compose)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.set_defaults(func=run)

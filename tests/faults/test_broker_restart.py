@@ -25,6 +25,7 @@ from tests.faults.conftest import Report
 from tests.faults.harness import (
     SECRET,
     FaultBus,
+    assert_no_problems,
     dump_platform,
     scenario_problems,
 )
@@ -173,7 +174,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
     assert not watcher.divergent and len(watcher.updates) == expected_updates
     assert set(watcher.event_ids.values()) == {1}
     assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
-    assert not problems, "\n".join(problems[:20])
+    assert_no_problems(problems)
 
 
 @pytest.mark.timeout(180)

@@ -22,7 +22,13 @@ from creditbus.catalog import default_catalog
 from creditbus.topics import raw_topic, unit_of_raw_topic
 from tests.bus import BusProcess, produce
 from tests.faults.conftest import Report
-from tests.faults.harness import FaultBus, OutputWatcher, PlatformState, dump_platform
+from tests.faults.harness import (
+    FaultBus,
+    OutputWatcher,
+    PlatformState,
+    assert_no_problems,
+    dump_platform,
+)
 
 EVENTS = int(os.environ.get("CREDITBUS_FAULTS_EVENTS", "20000"))
 SEED = int(os.environ.get("CREDITBUS_FAULTS_SEED", "20260"))
@@ -163,6 +169,6 @@ def test_kills_of_worker_and_sink_leave_the_platform_as_an_uninterrupted_run(
     assert len(crashed_out.updates) == counts.valid
     assert set(crashed_out.event_ids.values()) == {1}
     assert all(d.reason for d in crashed_out.dead.values())
-    assert not problems, "\n".join(problems[:20])
+    assert_no_problems(problems)
 
 

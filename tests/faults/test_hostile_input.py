@@ -38,7 +38,7 @@ from creditbus.identity.uscc import make_uscc
 from creditbus.topics import raw_topic, unit_of_raw_topic, updates_topic
 from tests.bus import produce
 from tests.faults.conftest import Report
-from tests.faults.harness import FaultBus, dump_platform, read_topic
+from tests.faults.harness import FaultBus, assert_no_problems, dump_platform, read_topic
 
 BAD = int(os.environ.get("CREDITBUS_FAULTS_HOSTILE", "10000"))
 VALID = max(200, BAD // 10)
@@ -359,7 +359,7 @@ def test_hostile_input_is_dead_lettered_with_its_reason_and_never_stops_the_work
     # The worker never stopped and never crashed.
     assert alive, bus.logs()[-3000:]
     problems += bus.crashes_in_logs()
-    assert not problems, "\n".join(problems[:20])
+    assert_no_problems(problems)
     # Bad in = dead letters out, each with the reason it was made for, headers complete.
     assert reasons == hostile.expected, (reasons - hostile.expected, hostile.expected - reasons)
     assert len(by_source) == bad_in
