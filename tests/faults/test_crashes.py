@@ -1,10 +1,9 @@
 """Crashes: SIGKILL of the stream worker, of the sink, and of both, at random moments of a
 seeded run; the platform must end exactly as after an uninterrupted run of the same input.
 
-The issue asks for 100,000 events. A worker processes only several hundred to about 2,000
-events per second on the shared 2-core CI machine, so the default here is 20,000 events (the
-case then takes about 3 minutes); set `CREDITBUS_FAULTS_EVENTS=100000` for the full size (the
-time limits grow with it), `CREDITBUS_FAULTS_SEED` for another run.
+100,000 events by default, as the issue asks (about 3.5 minutes on the shared 2-core machine);
+`CREDITBUS_FAULTS_EVENTS` sets another size (the time limits grow with it),
+`CREDITBUS_FAULTS_SEED` another run.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from tests.faults.harness import (
     dump_platform,
 )
 
-EVENTS = int(os.environ.get("CREDITBUS_FAULTS_EVENTS", "20000"))
+EVENTS = int(os.environ.get("CREDITBUS_FAULTS_EVENTS", "100000"))
 SEED = int(os.environ.get("CREDITBUS_FAULTS_SEED", "20260"))
 ROUNDS = ("worker", "sink", "both") * 3
 """Nine rounds, twelve SIGKILLs: the worker alone, the sink alone, both together, three times."""
@@ -56,7 +55,9 @@ def _finish(bus: FaultBus, sink: BusProcess, watcher: OutputWatcher, counts: Any
         problems.append(f"{bus.prefix}: after {timeout:.0f} s only {len(watcher.updates)} of "
                         f"{counts.valid} updates and {len(watcher.dead)} of {counts.bad} dead "
                         "letters")
-    problems += bus.commit_problem(30)
+    # A worker restarted just before the end may still wait for the group to drop the member
+    # it replaced (session timeout) and recover its table before it commits.
+    problems += bus.commit_problem(60)
     code = sink.stop()
     if code != 0:
         problems.append(f"{bus.prefix}: the sink exited {code} on SIGTERM")
