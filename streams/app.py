@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind="0.0.0.0",
         producer_acks=-1,
         producer_linger_ms=5,
+        producer_compression_type="lz4",  # archive values in the changelog compress well
         stream_buffer_maxsize=8192,
         table_standby_replicas=0,
         autodiscover=False,
