@@ -63,11 +63,10 @@ class Topology:
                                  private_keys_from_settings(settings))
         raw = dict(key_serializer="raw", value_serializer="raw")
         self.inbound = app.topic(*(raw_topic(prefix, u.code) for u in catalog.units), **raw)
-        self.by_person = app.topic(by_person_topic(prefix), partitions=settings.partitions, **raw)
-        self.updates = app.topic(updates_topic(prefix), **raw)
-        self.deadletters = app.topic(deadletter_topic(prefix), **raw)
         self.by_person_name = by_person_topic(prefix)
         self.updates_name = updates_topic(prefix)
+        self.by_person = app.topic(self.by_person_name, partitions=settings.partitions, **raw)
+        self.deadletters = app.topic(deadletter_topic(prefix), **raw)
         self.tables = ArchiveTables(app, settings.partitions)
         app.agent(self.inbound, name="ingest")(self.ingest)
         app.agent(self.by_person, name="archive")(self.archive)
@@ -106,8 +105,7 @@ class Topology:
             per_partition.setdefault(person_partition(item.person_key, count), []).append(item)
         for partition, items in per_partition.items():
             for pack in pack_internal(items):
-                await self.app.producer.send(self.by_person_name, None, pack, partition, None,
-                                             None)
+                await self._send(self.by_person_name, None, pack, partition)
 
     # -- archive --------------------------------------------------------------------------------
 
@@ -132,21 +130,23 @@ class Topology:
             for index, item in enumerate(items):
                 by_person.setdefault((msg.partition, item.person_key), []).append(
                     (event, index, item))
+        committed = {p: self._committed(p) for p, _pk in by_person}
         for (partition, pk), items in by_person.items():
             # The table's store and changelog partition follow the current event, a context
             # variable of this task. Only it is set: the stream's own `current_event` belongs
             # to the task filling the next batch meanwhile.
             token = _current_event.set(weakref.ref(items[-1][0]))
             try:
-                await self._apply_person(pk, partition, items)
+                await self._apply_person(pk, partition, committed[partition], items)
             finally:
                 _current_event.reset(token)
 
-    async def _apply_person(self, pk: str, partition: int,
+    async def _apply_person(self, pk: str, partition: int, committed: int | None,
                             items: list[tuple[faust.EventT, int, Internal]]) -> None:
         archive = self.tables.load(pk)
         changed = False
-        committed = self._committed(partition)
+        key = pk.encode()
+        now = time.time()
         for event, index, item in items:
             offset = event.message.offset
             if isinstance(item, EnrichedEvent):
@@ -164,7 +164,7 @@ class Topology:
                 await self._dead_letter(
                     "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
                     item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
-                    pk.encode(), item.unit)
+                    key, item.unit)
             if out.archive is None:
                 continue
             archive, changed = out.archive, True
@@ -173,11 +173,10 @@ class Topology:
                         [(u["version"], offset, d) for u, d in zip(out.updates, encoded,
                                                                    strict=True)])
             for update, data in zip(out.updates, encoded, strict=True):
-                await self._send(self.updates_name, pk.encode(), data)
+                await self._send(self.updates_name, key, data)
                 metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
                 if isinstance(item, EnrichedEvent):
-                    metrics.PUBLISH_TO_UPDATE.observe(
-                        max(0.0, time.time() - item.published_at / 1000))
+                    metrics.PUBLISH_TO_UPDATE.observe(max(0.0, now - item.published_at / 1000))
         if changed and archive is not None:
             self.tables.save(archive)
 
@@ -193,7 +192,7 @@ class Topology:
     def _committed(self, partition: int) -> int | None:
         """The offset the consumer has committed on this by-person partition, if any."""
         committed = getattr(self.app.consumer, "_committed_offset", {})
-        return committed.get(TP(self.by_person.get_topic_name(), partition))
+        return committed.get(TP(self.by_person_name, partition))
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -212,13 +211,14 @@ class Topology:
                 tick = MaintenanceTick(archive["person_key"], today)
                 self.by_person.send_soon(key=key, value=tick.to_bytes())
 
-    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def _send(self, topic: str, key: bytes | None, value: bytes,
+                    partition: int | None = None) -> None:
         """Hand a message to the producer without Faust's one-at-a-time send buffer.
 
-        Partitioning is the producer's (by key), as with `send_soon`, and the consumer's
+        Without a partition the producer partitions by key, as `send_soon` does; the consumer's
         commit flushes the producer first, so a commit still never passes an unsent output.
         """
-        await self.app.producer.send(topic, key, value, None, None, None)
+        await self.app.producer.send(topic, key, value, partition, None, None)
 
     # -- dead letters ---------------------------------------------------------------------------
 

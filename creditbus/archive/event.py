@@ -123,9 +123,9 @@ def parse_internal_all(data: bytes) -> list[Internal]:
 
 
 def _from_body(body: Any) -> Internal:
+    """One internal message from a freshly decoded JSON object (which it consumes)."""
     if not isinstance(body, dict):
         raise ValueError("an internal message is a JSON object")
-    body = dict(body)
     kind = body.pop("type", None)
     if kind == "event":
         return EnrichedEvent(**body)

@@ -24,8 +24,10 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -340,27 +342,24 @@ def _upsert_users(admin: AdminClient, users: list[tuple[str, str]], timeout: flo
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
     alterations = [UserScramCredentialUpsertion(name, info, password.encode("utf-8"))
                    for name, password in users]
-    futures = admin.alter_user_scram_credentials(alterations, request_timeout=timeout)
-    for name, future in futures.items():
-        try:
-            future.result(timeout)
-        except KafkaException as exc:
-            raise AclError(f"cannot set the credentials of {name}: {exc.args[0].str()}") from None
+    _wait_all(admin.alter_user_scram_credentials(alterations, request_timeout=timeout),
+              "set the credentials of", timeout)
 
 
 def _create_acls(admin: AdminClient, acls: list[tuple[str, Grant]], timeout: float) -> None:
-    futures = admin.create_acls([g.binding(p) for p, g in acls], request_timeout=timeout)
-    for binding, future in futures.items():
-        try:
-            future.result(timeout)
-        except KafkaException as exc:
-            raise AclError(f"cannot create ACL {binding}: {exc.args[0].str()}") from None
+    _wait_all(admin.create_acls([g.binding(p) for p, g in acls], request_timeout=timeout),
+              "create ACL", timeout)
 
 
 def _delete_acls(admin: AdminClient, acls: list[tuple[str, Grant]], timeout: float) -> None:
-    futures = admin.delete_acls([g.filter(p) for p, g in acls], request_timeout=timeout)
-    for acl_filter, future in futures.items():
+    _wait_all(admin.delete_acls([g.filter(p) for p, g in acls], request_timeout=timeout),
+              "delete ACL", timeout)
+
+
+def _wait_all(futures: Mapping[Any, Future[Any]], action: str, timeout: float) -> None:
+    """Wait for every admin request; the first refusal becomes an AclError naming its subject."""
+    for subject, future in futures.items():
         try:
             future.result(timeout)
         except KafkaException as exc:
-            raise AclError(f"cannot delete ACL {acl_filter}: {exc.args[0].str()}") from None
+            raise AclError(f"cannot {action} {subject}: {exc.args[0].str()}") from None

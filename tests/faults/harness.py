@@ -248,6 +248,18 @@ class FaultBus:
                                  + proc.output()[-3000:]) from None
         assert code == 0, f"sink exited {code}:\n{proc.output()[-3000:]}"
 
+    def settle(self, sink: BusProcess, problems: list[str], commit_wait: float = 30.0,
+               ) -> PlatformState:
+        """Once the output is out: check the worker group's commits, stop the long-running sink
+        (SIGTERM), write the rest with `sink --until-idle`, stop everything, dump the platform.
+        """
+        problems += self.commit_problem(commit_wait)
+        if sink.stop() != 0:
+            problems.append(f"{self.prefix}: the sink did not stop cleanly on SIGTERM")
+        self.run_sink_until_idle(idle=5.0)
+        self.stop_all()
+        return dump_platform(self.db_path)
+
     def verify(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "creditbus.cli.main", "verify"],
                               env=self.base_env, capture_output=True, text=True, timeout=300)
@@ -410,6 +422,12 @@ class OutputWatcher:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def scenario_lost(state: PlatformState, scenario: Any, reasons: Counter[str]) -> int:
+    """Updates missing from the platform plus dead letters missing from the topic."""
+    missing_dead = sum((scenario.dead_letter_reasons - reasons).values())
+    return max(0, sum(scenario.expected_versions().values()) - len(state.log)) + missing_dead
 
 
 def scenario_problems(state: PlatformState, scenario: Any) -> list[str]:

@@ -8,7 +8,6 @@ broker that the other tests share.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from creditbus.kafka.local import BrokerState, LocalBroker
+from creditbus.kafka.local import LocalBroker
 from creditbus.publish.producer import PRODUCER_DEFAULTS
 from creditbus.settings import Settings
 from tests.faults.conftest import Report
@@ -26,7 +25,7 @@ from tests.faults.harness import (
     SECRET,
     FaultBus,
     assert_no_problems,
-    dump_platform,
+    scenario_lost,
     scenario_problems,
 )
 from tests.streams_data import ScenarioBuilder
@@ -36,42 +35,12 @@ PERSONS = 800
 OUTAGE_S = 8.0
 
 
-def _bindable(port: int) -> bool:
-    """Free for a server socket (SO_REUSEADDR, as the JVM binds): connections of the stopped
-    broker left in TIME_WAIT do not count."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-class SamePortsBroker(LocalBroker):
-    """A LocalBroker that starts again on the ports of its first start.
-
-    `LocalBroker.down()` deletes `broker.json`, and `up()` deletes a stale one before it
-    chooses ports, so its "reuse the recorded ports" branch is never taken (and its
-    `port_is_free` check, without SO_REUSEADDR, fails for a minute after a stop anyway): a
-    restarted broker comes back on new ports, where running clients cannot find it. Reported
-    with this suite (`test_a_restarted_local_broker_keeps_its_ports`); the case pins the ports.
-    """
-
-    ports: tuple[int, int] | None = None
-
-    def _choose_ports(self, previous: BrokerState | None) -> tuple[int, int]:
-        if self.ports and all(_bindable(p) for p in self.ports):
-            return self.ports
-        self.ports = super()._choose_ports(previous)
-        return self.ports
-
-
 @pytest.fixture()
-def own_broker(tmp_path: Path) -> Iterator[SamePortsBroker]:
+def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker of this case's own; `LocalBroker` comes back on its ports after `down`."""
     settings = Settings.from_env()
-    broker = SamePortsBroker(tmp_path / "kafka-home", settings.cache, settings.kafka_version,
-                             heap="384m")
+    broker = LocalBroker(tmp_path / "kafka-home", settings.cache, settings.kafka_version,
+                         heap="384m")
     broker.up(quiet=True)
     try:
         yield broker
@@ -114,7 +83,7 @@ class PacedProducer(threading.Thread):
 
 @pytest.mark.timeout(480)
 def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
-    own_broker: SamePortsBroker, topic_prefix: str, tmp_path: Path, faults_report: Report,
+    own_broker: LocalBroker, topic_prefix: str, tmp_path: Path, faults_report: Report,
 ) -> None:
     started = time.monotonic()
     state = own_broker.status().state
@@ -145,12 +114,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
         processes_survived = worker.alive() and sink.alive()
         if not watcher.wait(expected_updates, expected_dead, 240):
             problems.append("the output did not complete in 240 s after the restart")
-        problems += bus.commit_problem(30)
-        if sink.stop() != 0:
-            problems.append("the sink did not stop cleanly on SIGTERM")
-        bus.run_sink_until_idle(idle=5.0)
-        bus.stop_all()
-        platform = dump_platform(bus.db_path)
+        platform = bus.settle(sink, problems)
         verified = bus.verify()
         problems += bus.crashes_in_logs()
     finally:
@@ -159,8 +123,7 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
 
     wrong = scenario_problems(platform, scenario)
     reasons = watcher.reasons()
-    missing_dead = sum((scenario.dead_letter_reasons - reasons).values())
-    lost = max(0, expected_updates - len(platform.log)) + missing_dead
+    lost = scenario_lost(platform, scenario, reasons)
     print(f"broker-restart: {len(scenario.messages)} messages, broker away {OUTAGE_S:.0f} s, "
           f"{time.monotonic() - started:.0f} s", flush=True)
     faults_report("broker-restart", events_in=len(scenario.messages),
@@ -179,12 +142,10 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
 
 @pytest.mark.timeout(180)
 def test_a_restarted_local_broker_keeps_its_ports(tmp_path: Path) -> None:
-    """Minimal reproduction: `creditbus kafka down` then `up` moves the broker to new ports,
-    so every running worker, sink and publisher (configured with the old bootstrap address)
-    loses it for good. `LocalBroker._choose_ports` would reuse the recorded ports, but
-    `down()` deletes broker.json and `up()` deletes a stale one (`_clean_stale`) before
-    `_start` reads it; and its `port_is_free` (no SO_REUSEADDR) refuses a port for about a
-    minute after a stop, while the broker's connections sit in TIME_WAIT."""
+    """`creditbus kafka down` then `up` keeps the broker's ports, so running workers, sinks
+    and publishers (configured with its bootstrap address) find it again. Regression: it once
+    moved to new ports (broker.json deleted before the ports were chosen, and a port check
+    without SO_REUSEADDR refusing ports in TIME_WAIT)."""
     settings = Settings.from_env()
     broker = LocalBroker(tmp_path / "kafka-home", settings.cache, settings.kafka_version,
                          heap="256m")

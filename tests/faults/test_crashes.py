@@ -26,7 +26,6 @@ from tests.faults.harness import (
     OutputWatcher,
     PlatformState,
     assert_no_problems,
-    dump_platform,
 )
 
 EVENTS = int(os.environ.get("CREDITBUS_FAULTS_EVENTS", "100000"))
@@ -57,13 +56,7 @@ def _finish(bus: FaultBus, sink: BusProcess, watcher: OutputWatcher, counts: Any
                         "letters")
     # A worker restarted just before the end may still wait for the group to drop the member
     # it replaced (session timeout) and recover its table before it commits.
-    problems += bus.commit_problem(60)
-    code = sink.stop()
-    if code != 0:
-        problems.append(f"{bus.prefix}: the sink exited {code} on SIGTERM")
-    bus.run_sink_until_idle(idle=5.0)
-    bus.stop_all()
-    return dump_platform(bus.db_path)
+    return bus.settle(sink, problems, commit_wait=60)
 
 
 @pytest.mark.timeout(max(900, EVENTS // 20))

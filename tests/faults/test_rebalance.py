@@ -15,7 +15,7 @@ from tests.faults.harness import (
     SECRET,
     FaultBus,
     assert_no_problems,
-    dump_platform,
+    scenario_lost,
     scenario_problems,
 )
 from tests.streams_data import ScenarioBuilder
@@ -60,13 +60,8 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
         produce(bootstrap, messages[2 * third:])
         if not watcher.wait(expected_updates, expected_dead, 300):
             problems.append("the output did not complete in 300 s")
-        problems += bus.commit_problem(30)
         second_alive = second.alive()
-        if sink.stop() != 0:
-            problems.append("the sink did not stop cleanly on SIGTERM")
-        bus.run_sink_until_idle(idle=5.0)
-        bus.stop_all()
-        state = dump_platform(bus.db_path)
+        state = bus.settle(sink, problems)
         verified = bus.verify()
         problems += bus.crashes_in_logs()
     finally:
@@ -76,8 +71,7 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
 
     wrong = scenario_problems(state, scenario)
     reasons = watcher.reasons()
-    missing_dead = sum((scenario.dead_letter_reasons - reasons).values())
-    lost = max(0, expected_updates - len(state.log)) + missing_dead
+    lost = scenario_lost(state, scenario, reasons)
     print(f"rebalance: {len(messages)} messages, worker 1 exit {first_exit}, "
           f"{time.monotonic() - started:.0f} s", flush=True)
     faults_report("rebalance", events_in=len(messages), archived=len(state.log),
