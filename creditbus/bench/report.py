@@ -25,13 +25,29 @@ def markdown(r: BenchResult) -> str:
     ]
     for name, mib in r.peak_rss_mib.items():
         lines.append(f"| peak RSS {name} | {mib:,.0f} MiB |")
+    for name, seconds in r.cpu_seconds.items():
+        per_event_ms = 1000 * seconds / r.events if r.events else 0.0
+        lines.append(f"| CPU during backfill: {name} | {seconds:,.0f} s "
+                     f"({per_event_ms:.3f} ms per event) |")
     for name, mib in r.state_mib.items():
         lines.append(f"| on disk: {name} | {mib:,.0f} MiB |")
+    for kind, mib in sorted(r.topic_mib.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| on disk: Kafka topic {kind} | {mib:,.1f} MiB |")
     for rate, q in r.latency.items():
         lines.append(
             f"| latency at {int(rate):,}/s (achieved {q.get('achieved_rate', 0):,.0f}/s) "
             f"p50 / p95 / p99 | {q.get('p50', 0):.3f} / {q.get('p95', 0):.3f} / "
             f"{q.get('p99', 0):.3f} s |")
+        cpu = {k.removeprefix("cpu_"): v for k, v in q.items() if k.startswith("cpu_")}
+        if cpu and q.get("sent"):
+            per_event = ", ".join(f"{name} {1000 * used / q['sent']:.2f}"
+                                  for name, used in cpu.items())
+            lines.append(f"| CPU per event at {int(rate):,}/s (ms) | {per_event} |")
+        if "p50_update" in q:
+            lines.append(
+                f"| of which publication -> archive update (worker) p50 / p95 / p99 | "
+                f"{q['p50_update']:.3f} / {q.get('p95_update', 0):.3f} / "
+                f"{q.get('p99_update', 0):.3f} s |")
     lines += [f"- {note}" for note in r.notes]
     return "\n".join(lines) + "\n"
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class BenchResult:
     ratio: float = 0.0
     backfill_seconds: float = 0.0
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    topic_mib: dict[str, float] = field(default_factory=dict)
     state_mib: dict[str, float] = field(default_factory=dict)
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -127,6 +130,15 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def dir_mib(path: Path) -> float:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -136,6 +148,20 @@ def dir_mib(path: Path) -> float:
             except OSError:
                 continue
     return total / 1024 / 1024
+
+
+def topic_mib(data_dir: Path, prefix: str) -> dict[str, float]:
+    """Kafka log size per kind of topic (the raw topics summed, the unit codes dropped)."""
+    sizes: dict[str, float] = {}
+    for path in sorted(data_dir.iterdir()) if data_dir.is_dir() else []:
+        topic = path.name.rpartition("-")[0]
+        if not path.is_dir() or not topic:
+            continue
+        kind = topic.removeprefix(f"{prefix}.")
+        if kind.startswith("raw."):
+            kind = "raw.*"
+        sizes[kind] = sizes.get(kind, 0.0) + dir_mib(path)
+    return {kind: round(mib, 1) for kind, mib in sizes.items()}
 
 
 def histogram_quantiles(before: dict[str, float], after: dict[str, float], name: str,
@@ -169,8 +195,10 @@ def histogram_quantiles(before: dict[str, float], after: dict[str, float], name:
 class BusUnderTest:
     """The worker(s) and the sink as subprocesses, with metrics ports of their own."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, workers: int) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, workers: int,
+                 broker_pid: int | None = None) -> None:
         self.env = env
+        self.broker_pid = broker_pid
         self.workdir = workdir
         self.worker_ports = [free_port() for _ in range(workers)]
         self.sink_port = free_port()
@@ -193,6 +221,21 @@ class BusUnderTest:
     def applied(self) -> float:
         return scrape(self.sink_port).get("creditbus_sink_updates_applied_total", 0.0)
 
+    def worker_metrics(self) -> dict[str, float]:
+        """All workers' samples added up (histogram buckets of one name add across workers)."""
+        total: dict[str, float] = {}
+        for port in self.worker_ports:
+            for name, value in scrape(port).items():
+                total[name] = total.get(name, 0.0) + value
+        return total
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each process of the bus, the broker included."""
+        used = {name: cpu_seconds(proc.pid) for name, proc in self.procs.items()}
+        if self.broker_pid is not None:
+            used["broker"] = cpu_seconds(self.broker_pid)
+        return used
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
@@ -209,7 +252,7 @@ class BusUnderTest:
 
 
 def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds: int,
-        workers: int, keep: bool = False) -> BenchResult:
+        workers: int, keep: bool = False, warmup_seconds: int = 10) -> BenchResult:
     workdir = Path(tempfile.mkdtemp(prefix="creditbus-bench-"))
     broker = LocalBroker(workdir / "home", settings.cache, settings.kafka_version, heap="1g")
     _progress(f"Starting a broker of its own in {workdir} ...")
@@ -240,7 +283,8 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
                    CREDITBUS_TOPIC_PREFIX=prefix, CREDITBUS_HOME=str(workdir / "home"),
                    CREDITBUS_DATABASE_URL=f"sqlite:///{workdir / 'platform.db'}",
                    CREDITBUS_LOG_LEVEL="WARNING")
-        bus = BusUnderTest(env, workdir, workers)
+        bus = BusUnderTest(env, workdir, workers, broker_pid=state.pid)
+        cpu_before = bus.cpu_seconds()
         start = time.perf_counter()
         bus.start()
         last_report = start
@@ -257,6 +301,8 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
         result.ratio = result.end_to_end_eps / result.raw_limit_eps
         result.peak_rss_mib = {name: round(peak_rss_mib(p.pid), 1)
                                for name, p in bus.procs.items()}
+        result.cpu_seconds = {name: round(used - cpu_before.get(name, 0.0), 1)
+                              for name, used in bus.cpu_seconds().items()}
         result.state_mib = {
             "worker_state": round(sum(dir_mib(workdir / f"worker{i}")
                                       for i in range(workers)), 1),
@@ -265,11 +311,12 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
                                        for i in range(workers)), 1),
             "kafka_logs": round(dir_mib(workdir / "home" / "kafka"), 1),
         }
+        result.topic_mib = topic_mib(workdir / "home" / "kafka" / "data", prefix)
 
         for rate in rates:
             _progress(f"Latency at {rate:,} events/s for {rate_seconds} s ...")
             result.latency[str(rate)] = measure_latency(state.bootstrap, workload, bus, rate,
-                                                        rate_seconds)
+                                                        rate_seconds, warmup_seconds)
         return result
     finally:
         if bus is not None:
@@ -280,15 +327,44 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
 
 
 def measure_latency(bootstrap: str, workload: Workload, bus: BusUnderTest, rate: int,
-                    seconds: int) -> dict[str, float]:
-    """Publish fresh events at a steady rate; quantiles of publication -> platform commit."""
-    before = scrape(bus.sink_port)
+                    seconds: int, warmup_seconds: int = 10) -> dict[str, float]:
+    """Publish fresh events at a steady rate; quantiles of publication -> platform commit.
+
+    Publishing starts `warmup_seconds` before the measured window (the steady state, not the
+    ramp from idle or the tail of a backfill); the window's quantiles are those of every
+    commit observed from its start until all its events are committed.
+    """
     target = bus.applied()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1,
                          "enable.idempotence": True})
+    stream = workload.fresh_messages()
+    warmup_sent = publish_at(producer, stream, rate, warmup_seconds)
+    before = scrape(bus.sink_port)
+    workers_before = bus.worker_metrics()
+    cpu_before = bus.cpu_seconds()
+    sent = publish_at(producer, stream, rate, seconds)
+    producer.flush(60)
+    deadline = time.perf_counter() + 120
+    while bus.applied() < target + warmup_sent + sent and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    after = scrape(bus.sink_port)
+    quantiles = histogram_quantiles(before, after, "creditbus_publish_to_commit_seconds")
+    to_update = histogram_quantiles(workers_before, bus.worker_metrics(),
+                                    "creditbus_publish_to_update_seconds")
+    quantiles.update({f"{k}_update": v for k, v in to_update.items() if k != "count"})
+    for name, used in bus.cpu_seconds().items():
+        quantiles[f"cpu_{name}"] = round(used - cpu_before.get(name, 0.0), 1)
+    quantiles["sent"] = sent
+    quantiles["achieved_rate"] = round(sent / seconds, 1)
+    quantiles["committed"] = bus.applied() - target - warmup_sent
+    return quantiles
+
+
+def publish_at(producer: Producer, stream: Iterator[tuple[str, bytes, bytes]], rate: int,
+               seconds: float) -> int:
+    """Produce from `stream` at `rate` events/s for `seconds`; returns how many were sent."""
     start = time.perf_counter()
     sent = 0
-    stream = workload.fresh_messages()
     while time.perf_counter() - start < seconds:
         due = int((time.perf_counter() - start) * rate)
         while sent < due:
@@ -297,15 +373,7 @@ def measure_latency(bootstrap: str, workload: Workload, bus: BusUnderTest, rate:
             sent += 1
         producer.poll(0)
         time.sleep(0.001)
-    producer.flush(60)
-    deadline = time.perf_counter() + 120
-    while bus.applied() < target + sent and time.perf_counter() < deadline:
-        time.sleep(0.2)
-    after = scrape(bus.sink_port)
-    quantiles = histogram_quantiles(before, after, "creditbus_publish_to_commit_seconds")
-    quantiles["sent"] = sent
-    quantiles["achieved_rate"] = round(sent / seconds, 1)
-    return quantiles
+    return sent
 
 
 def as_dict(result: BenchResult) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Workload:
         self.categories = {
             g.code: [c for c in g.required_categories] for g in catalog.groups}
         self.now = datetime.now(UTC).replace(microsecond=0)
+        self._fresh_seq = 10_000_000
 
     def units(self) -> list[str]:
         return sorted({unit for unit, _ in self.pairs})
@@ -98,13 +99,20 @@ class Workload:
                     self.counts.bad += 1
 
     def fresh_messages(self) -> Iterator[tuple[str, bytes, bytes]]:
-        """Endless valid events of new persons, each published at the moment it is made."""
+        """Endless valid events of new persons, each published at the moment it is made.
+
+        Every person is new (a birth date and order code of its own, numbered on from the last
+        call), so no event is a content duplicate of an earlier one: each must become exactly
+        one platform row.
+        """
         rng = self.rng
-        seq = 10_000_000
         while True:
-            seq += 1
+            self._fresh_seq += 1
+            seq = self._fresh_seq
             unit, group = self.pairs[rng.randrange(len(self.pairs))]
-            number = make_resident_id(rng.choice(DIVISIONS), date(1980, 1, 1), seq % 999 + 1)
+            # born before 1960, where the backfill's persons begin
+            born = date(1930, 1, 1) + timedelta(days=(seq // 999) % 10_000)
+            number = make_resident_id(rng.choice(DIVISIONS), born, seq % 999 + 1)
             self.now = datetime.now(UTC)
             category = self.categories[group][seq % len(self.categories[group])]
             yield self._event(unit, group, category, f"{unit}-live-{seq}", number, "测试员")

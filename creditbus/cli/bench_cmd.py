@@ -1,4 +1,4 @@
-"""`creditbus bench`: measure the bus end to end against the raw limit (see docs/bench.md)."""
+"""`creditbus bench`: measure the bus end to end against the raw limit (see docs/benchmark.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="messages pre-produced for the raw limit and the backfill")
     parser.add_argument("--rates", default="1000,5000",
                         help="steady publish rates for the latency runs (events/s)")
-    parser.add_argument("--rate-seconds", type=int, default=20)
+    parser.add_argument("--rate-seconds", type=int, default=20,
+                        help="how long each latency run is measured")
+    parser.add_argument("--warmup-seconds", type=int, default=10,
+                        help="publishing at the rate before each latency run is measured")
     parser.add_argument("--workers", type=int, default=2,
                         help="stream worker processes (2: one per core, as in docker-compose)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -26,9 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from creditbus.bench import report, runner
 
-    rates = tuple(int(r) for r in args.rates.split(",") if r.strip())
+    try:
+        rates = tuple(int(r) for r in args.rates.split(",") if r.strip())
+    except ValueError:
+        print(f"error: --rates must be whole numbers separated by commas, not {args.rates!r}",
+              file=sys.stderr)
+        return 2
+    problems = [f"{name} must be at least {low}" for name, value, low in (
+        ("--events", args.events, 1), ("--workers", args.workers, 1),
+        ("--rate-seconds", args.rate_seconds, 1), ("--warmup-seconds", args.warmup_seconds, 0),
+        ("every rate in --rates", min(rates, default=1), 1)) if value < low]
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        return 2
     result = runner.run(Settings.from_env(), events=args.events, rates=rates,
-                        rate_seconds=args.rate_seconds, workers=args.workers, keep=args.keep)
+                        rate_seconds=args.rate_seconds, workers=args.workers, keep=args.keep,
+                        warmup_seconds=args.warmup_seconds)
     json_path, md_path = report.write(result, args.out)
     print(report.markdown(result))
     print(f"written: {json_path} and {md_path}", file=sys.stderr)
