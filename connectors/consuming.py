@@ -62,7 +62,7 @@ class LoopOptions:
     topic: str
     group: str
     batch_size: int = 500
-    batch_ms: int = 200
+    batch_ms: int = 50
     until_idle: float | None = None
     max_batches: int | None = None
     instance_id: str | None = None

@@ -10,8 +10,9 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                   300.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+                   30.0, 60.0, 300.0)
+"""0.75 and 1.5 around the 1 s latency objective, so its quantiles read finer there."""
 
 EVENTS_IN = Counter("creditbus_events_in", "Inbound messages read, by unit and topic.",
                     ["unit", "topic"])
