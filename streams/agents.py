@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import Counter
 from typing import Any
 
 import faust
@@ -76,21 +77,28 @@ class Topology:
 
     async def ingest(self, stream: faust.StreamT) -> None:
         async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
-            valid = [e for e in [await self._ingest_one(event) for event in events] if e]
+            arrived: Counter[tuple[str, str]] = Counter()
+            valid = [e for e in [await self._ingest_one(event, arrived) for event in events]
+                     if e]
             await self._forward(valid)
+            # counted per batch: a labelled child's lookup costs more than its increment
+            for (unit, topic), count in arrived.items():
+                metrics.EVENTS_IN.labels(unit, topic).inc(count)
+            for unit, count in Counter(item.unit for item in valid).items():
+                metrics.EVENTS_VALID.labels(unit).inc(count)
 
-    async def _ingest_one(self, event: faust.EventT) -> EnrichedEvent | None:
+    async def _ingest_one(self, event: faust.EventT,
+                          arrived: Counter[tuple[str, str]]) -> EnrichedEvent | None:
         msg = event.message
         value: bytes | None = event.value
         result = self.ingestor.process(value, msg.topic, msg.partition, msg.offset)
-        metrics.EVENTS_IN.labels(result.unit or "unknown", msg.topic).inc()
+        arrived[(result.unit or "unknown", msg.topic)] += 1
         if isinstance(result, Rejection):
             metrics.EVENTS_INVALID.labels(result.unit or "unknown", result.code).inc()
             await self._dead_letter("ingest", result.code, result.message, msg.topic,
                                     msg.partition, msg.offset, mask_ids_in_bytes(value or b""),
                                     msg.key, result.unit)
             return None
-        metrics.EVENTS_VALID.labels(result.unit).inc()
         return result
 
     async def _forward(self, valid: list[EnrichedEvent]) -> None:
@@ -156,7 +164,7 @@ class Topology:
                 out = person.apply_tick(archive, item, partition=partition, offset=offset,
                                         horizon_ms=self.horizon_ms, index=index)
             if out.result == person.REPLAY and out.replay_versions:
-                await self._replay(archive, pk, *out.replay_versions)
+                await self._replay(archive, key, *out.replay_versions)
             elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
                 metrics.DUPLICATES.labels(out.result).inc()
             elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
@@ -180,13 +188,13 @@ class Topology:
         if changed and archive is not None:
             self.tables.save(archive)
 
-    async def _replay(self, archive: dict[str, Any] | None, pk: str, first: int,
+    async def _replay(self, archive: dict[str, Any] | None, key: bytes, first: int,
                       last: int) -> None:
         found = recall(archive, first, last)
         if len(found) != last - first + 1:  # cannot happen: kept in the same value as `seen`
             log.error("replay of versions %d..%d found %d of them", first, last, len(found))
         for _version, data in found:
-            await self._send(self.updates_name, pk.encode(), data)
+            await self._send(self.updates_name, key, data)
             metrics.REPLAYED_UPDATES.inc()
 
     def _committed(self, partition: int) -> int | None:

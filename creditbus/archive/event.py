@@ -42,13 +42,10 @@ class EnrichedEvent:
     source_partition: int
     source_offset: int
 
-    def body(self) -> dict[str, Any]:
+    def to_bytes(self) -> bytes:
         body = {name: getattr(self, name) for name in _EVENT_FIELDS}
         body["type"] = "event"
-        return body
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(self.body(), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +55,9 @@ class MaintenanceTick:
     person_key: str
     as_of: str  # ISO date
 
-    def body(self) -> dict[str, Any]:
-        return {"type": "tick", "person_key": self.person_key, "as_of": self.as_of}
-
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.body())
+        return orjson.dumps({"type": "tick", "person_key": self.person_key,
+                             "as_of": self.as_of})
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(EnrichedEvent))
@@ -85,7 +80,7 @@ def pack_internal(items: Sequence[Internal], max_bytes: int = PACK_MAX_BYTES) ->
     chunk: list[bytes] = []
     size = 0
     for item in items:
-        data = orjson.dumps(item.body(), option=orjson.OPT_SORT_KEYS)
+        data = item.to_bytes()
         if chunk and size + len(data) > max_bytes:
             packs.append(_join(chunk))
             chunk, size = [], 0

@@ -303,12 +303,10 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
                                for name, p in bus.procs.items()}
         result.cpu_seconds = {name: round(used - cpu_before.get(name, 0.0), 1)
                               for name, used in bus.cpu_seconds().items()}
+        worker_state = sum(dir_mib(workdir / f"worker{i}") for i in range(workers))
         result.state_mib = {
-            "worker_state": round(sum(dir_mib(workdir / f"worker{i}")
-                                      for i in range(workers)), 1),
-            "platform_db": round(dir_mib(workdir) - dir_mib(workdir / "home")
-                                 - sum(dir_mib(workdir / f"worker{i}")
-                                       for i in range(workers)), 1),
+            "worker_state": round(worker_state, 1),
+            "platform_db": round(dir_mib(workdir) - dir_mib(workdir / "home") - worker_state, 1),
             "kafka_logs": round(dir_mib(workdir / "home" / "kafka"), 1),
         }
         result.topic_mib = topic_mib(workdir / "home" / "kafka" / "data", prefix)
