@@ -20,19 +20,18 @@ from typing import Any, TextIO
 from confluent_kafka import KafkaException
 
 from creditbus.catalog import Catalog, CatalogError, default_catalog
-from creditbus.contract.jsonform import from_json
 from creditbus.contract.schemas import SchemaStoreError
 from creditbus.contract.validation import EventRejected
 from creditbus.identity import redact
 from creditbus.logsetup import configure_logging
 from creditbus.publish.producer import (
-    CREDIT_EVENT,
     KAFKA_LOGGER,
     CreditPublisher,
     DeliveryResult,
     EventEncoder,
     PreparedEvent,
     default_wire,
+    resolve_unit,
 )
 from creditbus.publish.rows import (
     BAD_JSON,
@@ -164,16 +163,10 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
 
 
 def _unit_code(catalog: Catalog, text: str) -> str:
-    if catalog.has("unit", text):
-        unit = text
-    else:
-        found = catalog.unit_by_name(text)
-        if found is None:
-            raise _Usage(f"unknown unit {text!r} (see `creditbus catalog --only units`)")
-        unit = found.code
-    if not catalog.unit(unit).groups:
-        raise _Usage(f"unit {unit!r} is responsible for no group in the catalog")
-    return unit
+    try:
+        return resolve_unit(catalog, text)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
 
 
 # --- where prepared events go -------------------------------------------------------------------
@@ -262,16 +255,15 @@ class _Importer:
                 self._publish(number, event, headers, kind)
 
     def run_jsonl(self, path: Path) -> None:
-        schema = self.sink.encoder.wire.store.current(CREDIT_EVENT)
         self.total = count_jsonl(path)
         for number, parsed in self._progress(read_jsonl(path)):
             if isinstance(parsed, Exception) or not isinstance(parsed, dict):
                 self._reject(number, "", BAD_JSON, "not a JSON object")
                 continue
             try:
-                event = from_json(schema, parsed)
-            except ValueError as exc:
-                self._reject(number, "", BAD_JSON, str(exc))
+                event = self.sink.encoder.to_datum(parsed)
+            except EventRejected as exc:
+                self._reject(number, exc.field or "", BAD_JSON, exc.message)
                 continue
             self._publish(number, event, None, None)
 

@@ -35,6 +35,15 @@ def from_json(schema: SchemaVersion, obj: Any) -> Any:
     return _Converter(schema.parsed).load(obj, schema.parsed, schema.short_name)
 
 
+def is_json_form(event: Mapping[str, Any]) -> bool:
+    """Whether a CreditEvent is in the JSON form rather than the Python form.
+
+    The JSON form writes ``occurred_at`` (required) as ISO 8601 text; the Python form holds an
+    aware datetime or epoch milliseconds there, never text, so the two cannot be confused.
+    """
+    return isinstance(event.get("occurred_at"), str)
+
+
 def to_json(schema: SchemaVersion, datum: Any, tz: timezone = CHINA_TZ) -> Any:
     """Convert a datum of ``schema`` (as decoded) to its JSON form; timestamps in ``tz``."""
     return _Converter(schema.parsed, tz).dump(datum, schema.parsed, schema.short_name)

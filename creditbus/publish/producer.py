@@ -1,7 +1,9 @@
 """The publisher SDK: validate, encode and publish CreditEvents to the unit's raw topic.
 
-`EventEncoder` is the pure part (no Kafka): it completes an event (unit, published_at, the stable
-event_id), encodes it, decodes it back and validates exactly what the ingest agent will see.
+`EventEncoder` is the pure part (no Kafka): it takes an event in the Python form or in the
+documented JSON form (docs/contract.md, "JSON form"), completes it (unit, published_at, the
+stable event_id), encodes it, decodes it back and validates exactly what the ingest agent will
+see. Both take the unit as its code or Chinese name (`resolve_unit`), like `creditbus publish`.
 `CreditPublisher` adds an idempotent producer (acks=all) that publishes to
 `<prefix>.raw.<unit>`, keyed by record_id so that the versions of a record stay in order, and
 reports every event's delivery: delivered (partition, offset) or failed (the error).
@@ -11,15 +13,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from creditbus.catalog import Catalog, UnknownCodeError, default_catalog
+from creditbus.catalog import Catalog, default_catalog
 from creditbus.contract import reasons as R
 from creditbus.contract.canonical import derive_event_id
+from creditbus.contract.jsonform import from_json, is_json_form
 from creditbus.contract.models import CONTENT_MODELS
 from creditbus.contract.schemas import SchemaStore, qualify
 from creditbus.contract.validation import EventRejected, ValidEvent, validate_event
@@ -111,25 +115,51 @@ class PublishIncomplete(RuntimeError):
         self.report = report
 
 
+def resolve_unit(catalog: Catalog, text: str) -> str:
+    """The code of a publishing unit given by code (`justice`), Chinese name (`市司法局`) or
+    alias (`赣州市司法局`); ValueError for an unknown unit or one responsible for no group."""
+    if catalog.has("unit", text):
+        unit = text
+    else:
+        found = catalog.unit_by_name(text)
+        if found is None:
+            raise ValueError(f"unknown unit {text!r} (see `creditbus catalog --only units`)")
+        unit = found.code
+    if not catalog.unit(unit).groups:
+        raise ValueError(f"unit {unit!r} is responsible for no group in the catalog")
+    return unit
+
+
 class EventEncoder:
     """Completes, encodes and validates events of one unit, without any Kafka connection."""
 
     def __init__(self, unit: str, catalog: Catalog, wire: Wire, topic: str | None = None,
                  public_key: Any = None) -> None:
-        self.unit = unit
+        self.unit = resolve_unit(catalog, unit)
         self.catalog = catalog
         self.wire = wire
         self.topic = topic
         self.public_key = public_key
         """The bus's field-protection key: when set, identity number and name are sealed."""
 
-    def prepare(self, event: Mapping[str, Any], *, now_ms: int | None = None) -> PreparedEvent:
-        """Raise `EventRejected` for an invalid event; nothing is sent."""
+    def to_datum(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The event in the Python form: a JSON-form event (`is_json_form`) is converted with
+        `from_json`, a Python-form one copied. Raises `EventRejected` (SCHEMA_MISMATCH)."""
         if not isinstance(event, Mapping):
             raise EventRejected(R.SCHEMA_MISMATCH, "the event is not a record")
+        if not is_json_form(event):
+            return dict(event)
+        try:
+            return dict(from_json(self.wire.store.current(CREDIT_EVENT), event))
+        except ValueError as exc:
+            message = redact(str(exc))
+            raise EventRejected(R.SCHEMA_MISMATCH, message, _json_field(message)) from None
+
+    def prepare(self, event: Mapping[str, Any], *, now_ms: int | None = None) -> PreparedEvent:
+        """Raise `EventRejected` for an invalid event; nothing is sent."""
+        datum = self.to_datum(event)
         if now_ms is None:
             now_ms = int(time.time() * 1000)
-        datum = dict(event)
         datum.setdefault("unit", self.unit)
         if datum.get("published_at") is None:
             datum["published_at"] = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
@@ -157,6 +187,20 @@ class EventEncoder:
             return self.wire.encode(CREDIT_EVENT, datum, topic=self.topic)
         except WireError as exc:
             raise EventRejected(R.SCHEMA_MISMATCH, redact(exc.message)) from None
+
+
+_JSON_PATH = re.compile(r"CreditEvent((?:\.\w+|<\w+>|\[\d+\])*)")
+
+
+def _json_field(message: str) -> str | None:
+    """The field path (as in `EventRejected.field`) of a `from_json` error message:
+    ``CreditEvent.content<Penalty>.fine_amount: ...`` -> ``content.fine_amount``."""
+    match = _JSON_PATH.match(message)
+    if match is None or not match[1]:
+        return None
+    parts = re.sub(r"<\w+>|\[\d+\]", "", match[1]).strip(".").split(".")
+    depth = 2 if parts[0] in ("person", "content") else 1
+    return ".".join(parts[:depth])
 
 
 def _tagged_content(content: Any) -> Any:
@@ -196,7 +240,8 @@ class CreditPublisher:
     waits and returns a `DeliveryReport` of the deliveries completed since the last flush.
     Leaving a with-block flushes and raises `PublishIncomplete` if deliveries failed.
     `on_delivery(result)` is called for every event as its delivery completes (inside
-    `publish`/`flush`/`poll`, in the caller's thread).
+    `publish`/`flush`/`poll`, in the caller's thread). `unit` is the unit's code or Chinese
+    name; events may be in the Python form or the JSON form (docs/publisher.md).
     """
 
     def __init__(
@@ -211,12 +256,7 @@ class CreditPublisher:
     ) -> None:
         self.settings = settings
         self.catalog = catalog if catalog is not None else default_catalog(settings.catalog_dir)
-        try:
-            self.catalog.unit(unit)
-        except UnknownCodeError:
-            raise ValueError(
-                f"unknown unit {unit!r} (see `creditbus catalog --only units`)"
-            ) from None
+        unit = resolve_unit(self.catalog, unit)
         if not settings.bootstrap:
             raise ValueError(
                 "no Kafka bootstrap servers: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`"
