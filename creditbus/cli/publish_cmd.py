@@ -12,7 +12,7 @@ import argparse
 import csv
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +24,17 @@ from creditbus.contract.schemas import SchemaStoreError
 from creditbus.contract.validation import EventRejected
 from creditbus.identity import redact
 from creditbus.logsetup import configure_logging
+from creditbus.publish.messages import (
+    FIELD_NAMES,
+    WHOLE_EVENT,
+    ReportMessages,
+    delivery_detail,
+    field_label,
+    json_expectation,
+    message,
+    shown,
+    value_at,
+)
 from creditbus.publish.producer import (
     KAFKA_LOGGER,
     CreditPublisher,
@@ -35,6 +46,7 @@ from creditbus.publish.producer import (
 )
 from creditbus.publish.rows import (
     BAD_JSON,
+    COLUMNS_BY_KEY,
     DELIVERY_FAILED,
     HeaderError,
     HeaderMap,
@@ -142,7 +154,7 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
         print(f"broker: {redact(sink.publisher.last_error)}", file=err)
     for result in failures:
         outcome.problems.append(
-            Problem(int(result.ref), "", DELIVERY_FAILED, result.error or "not delivered")
+            Problem(int(result.ref), "", DELIVERY_FAILED, delivery_message(result.error))
         )
     delivered = outcome.queued - len(failures)
 
@@ -234,6 +246,7 @@ class _Importer:
         self.total: int | None = None
         self.seen: set[str] = set()
         self.verb = "published" if sink.publisher is not None else "valid"
+        self.messages = ReportMessages(catalog, unit)
 
     def run_table(self, path: Path) -> None:
         single_group = len(self.catalog.unit(self.unit).groups) == 1
@@ -252,31 +265,33 @@ class _Importer:
                     self._reject(number, headers.header_of(exc.column), exc.code, exc.message)
                     continue
                 kind = converter.names.content_kinds.get(event["category"])
-                self._publish(number, event, headers, kind)
+                self._publish(number, event, _TableRow(headers, values, kind))
 
     def run_jsonl(self, path: Path) -> None:
         self.total = count_jsonl(path)
         for number, parsed in self._progress(read_jsonl(path)):
             if isinstance(parsed, Exception) or not isinstance(parsed, dict):
-                self._reject(number, "", BAD_JSON, "not a JSON object")
+                text = message(WHOLE_EVENT, "", BAD_JSON, detail="该行不是 JSON 对象")
+                self._reject(number, "", BAD_JSON, text)
                 continue
             try:
                 event = self.sink.encoder.to_datum(parsed)
             except EventRejected as exc:
-                self._reject(number, exc.field or "", BAD_JSON, exc.message)
+                line = _JsonLine(parsed, self.catalog)
+                value = shown(exc.field, line.value(exc.field)) if exc.field else ""
+                text = message(line.label(exc.field), value, BAD_JSON,
+                               detail=json_expectation(exc.message))
+                self._reject(number, exc.field or "", BAD_JSON, text)
                 continue
-            self._publish(number, event, None, None)
+            self._publish(number, event, _JsonLine(parsed, self.catalog))
 
-    def _publish(
-        self, number: int, event: dict[str, Any], headers: HeaderMap | None, kind: str | None
-    ) -> None:
+    def _publish(self, number: int, event: dict[str, Any], source: _TableRow | _JsonLine) -> None:
         try:
             prepared = self.sink.prepare(event)
         except EventRejected as exc:
-            column = exc.field or ""
-            if headers is not None:
-                column = headers.header_of(column_for_field(exc.field, kind))
-            self._reject(number, column, exc.code, exc.message)
+            text = self.messages.rejection(exc, source.label(exc.field),
+                                           source.value(exc.field, event), event)
+            self._reject(number, source.column(exc.field), exc.code, text)
             return
         if prepared.event_id in self.seen:
             self.outcome.duplicates += 1
@@ -284,7 +299,7 @@ class _Importer:
         try:
             self.sink.send(prepared, number)
         except KafkaException as exc:  # refused locally by the client (not a broker answer)
-            self._reject(number, "", DELIVERY_FAILED, str(exc))
+            self._reject(number, "", DELIVERY_FAILED, delivery_message(str(exc)))
             return
         self.seen.add(prepared.event_id)
         self.outcome.queued += 1
@@ -307,6 +322,58 @@ class _Importer:
         total = f"/{self.total}" if self.total else ""
         print(f"{o.rows}{total} rows, {o.queued} {self.verb}, {len(o.problems)} errors",
               file=self.err, flush=True)
+
+
+class _TableRow:
+    """A spreadsheet row: fields are named by the file's columns, values are its cells."""
+
+    def __init__(self, headers: HeaderMap, values: dict[str, Any], kind: str | None) -> None:
+        self.headers = headers
+        self.values = values
+        self.kind = kind
+
+    def column(self, field: str | None) -> str:
+        return self.headers.header_of(column_for_field(field, self.kind))
+
+    def label(self, field: str | None) -> str:
+        key = column_for_field(field, self.kind)
+        return COLUMNS_BY_KEY[key].zh if key is not None else field_label(field)
+
+    def value(self, field: str | None, event: Mapping[str, Any]) -> Any:
+        cell = self.values.get(column_for_field(field, self.kind) or "")
+        if cell is None or (isinstance(cell, str) and not cell.strip()):
+            return value_at(event, field)  # e.g. 发生日期 taken from 处罚决定日期
+        return cell
+
+
+class _JsonLine:
+    """A .jsonl line: fields are named by their path, values are the line's JSON values."""
+
+    def __init__(self, obj: Mapping[str, Any], catalog: Catalog) -> None:
+        self.obj = obj
+        category = obj.get("category")
+        self.kind = (
+            catalog.category(category).content_kind
+            if isinstance(category, str) and catalog.has("category", category) else None
+        )
+
+    def column(self, field: str | None) -> str:
+        return field or ""
+
+    def label(self, field: str | None) -> str:
+        if field is None:
+            return WHOLE_EVENT
+        key = column_for_field(field, self.kind)
+        name = FIELD_NAMES.get(field) or (COLUMNS_BY_KEY[key].zh if key else field)
+        return f"{name}（{field}）"
+
+    def value(self, field: str | None, event: Mapping[str, Any] | None = None) -> Any:
+        return value_at(self.obj, field)
+
+
+def delivery_message(error: str | None) -> str:
+    """The report's message of an event the broker did not confirm."""
+    return message(WHOLE_EVENT, "", DELIVERY_FAILED, detail=delivery_detail(error))
 
 
 def write_report(path: Path, problems: list[Problem]) -> None:

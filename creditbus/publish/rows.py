@@ -22,6 +22,7 @@ from creditbus.catalog.models import Catalog
 from creditbus.contract import reasons as R
 from creditbus.contract.jsonform import CHINA_TZ
 from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS
+from creditbus.publish.messages import STATIC_ALLOWED, ReportMessages, message, shown
 
 # --- the column table ----------------------------------------------------------------------------
 
@@ -195,7 +196,8 @@ for _col in COLUMNS:
 
 
 class RowError(ValueError):
-    """A row that cannot become an event. `column` is the column key (see COLUMNS) or None."""
+    """A row that cannot become an event. `column` is the column key (see COLUMNS) or None;
+    `message` is Chinese, for the error report (`creditbus.publish.messages`)."""
 
     def __init__(self, code: str, message: str, column: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
@@ -352,7 +354,7 @@ def parse_date(value: Any, column: str) -> date:
             return parse_date(str(int(value)), column)
         if 1 <= value < 2958466:  # an Excel serial day number (a date cell without date format)
             return _EXCEL_EPOCH + timedelta(days=int(value))
-        raise RowError(BAD_DATE, f"{_zh(column)}: not a date", column)
+        raise cell_error(BAD_DATE, column, value)
     text = unicodedata.normalize("NFKC", str(value)).strip()
     for pattern in _DATE_PATTERNS:
         match = pattern.fullmatch(text.split(" ")[0].split("T")[0])
@@ -361,7 +363,7 @@ def parse_date(value: Any, column: str) -> date:
                 return date(int(match[1]), int(match[2]), int(match[3]))
             except ValueError:
                 break
-    raise RowError(BAD_DATE, f"{_zh(column)}: not a date (use YYYY-MM-DD)", column)
+    raise cell_error(BAD_DATE, column, value)
 
 
 def parse_decimal(value: Any, column: str) -> Decimal:
@@ -375,9 +377,9 @@ def parse_decimal(value: Any, column: str) -> Decimal:
         else:
             amount = Decimal(_AMOUNT_NOISE.sub("", unicodedata.normalize("NFKC", str(value))))
     except (InvalidOperation, ValueError):
-        raise RowError(BAD_NUMBER, f"{_zh(column)}: not an amount", column) from None
+        raise cell_error(BAD_NUMBER, column, value, "应为金额，如 5000 或 5,000.00") from None
     if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise RowError(BAD_NUMBER, f"{_zh(column)}: at most two decimal places", column)
+        raise cell_error(BAD_NUMBER, column, value, "金额最多两位小数")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -388,7 +390,7 @@ def parse_int(value: Any, column: str) -> int:
         return int(value)
     text = unicodedata.normalize("NFKC", str(value)).strip().removesuffix("度").removesuffix("年")
     if not text.isdigit():
-        raise RowError(BAD_NUMBER, f"{_zh(column)}: not a whole number", column)
+        raise cell_error(BAD_NUMBER, column, value, "应为整数，如 2023")
     return int(text)
 
 
@@ -398,7 +400,7 @@ def parse_float(value: Any, column: str) -> float:
     try:
         return float(unicodedata.normalize("NFKC", str(value)).strip())
     except ValueError:
-        raise RowError(BAD_NUMBER, f"{_zh(column)}: not a number", column) from None
+        raise cell_error(BAD_NUMBER, column, value, "应为数字，如 24 或 7.5") from None
 
 
 def parse_bool(value: Any, column: str) -> bool:
@@ -406,7 +408,7 @@ def parse_bool(value: Any, column: str) -> bool:
         return value
     word = BOOL_WORDS.get(_text(value).lower())
     if word is None:
-        raise RowError(BAD_BOOLEAN, f"{_zh(column)}: use 是 or 否", column)
+        raise cell_error(BAD_BOOLEAN, column, value)
     return word
 
 
@@ -420,9 +422,9 @@ def parse_map(value: Any, column: str) -> dict[str, str]:
         try:
             data = json.loads(text)
         except ValueError:
-            raise RowError(BAD_ATTRIBUTES, f"{_zh(column)}: not valid JSON", column) from None
+            raise cell_error(BAD_ATTRIBUTES, column, value, "JSON 无法解析") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise RowError(BAD_ATTRIBUTES, f"{_zh(column)}: values must be strings", column)
+            raise cell_error(BAD_ATTRIBUTES, column, value, "JSON 对象的值必须是文本")
         return {str(k): v for k, v in data.items()}
     out: dict[str, str] = {}
     for part in _ATTR_SPLIT.split(text):
@@ -430,19 +432,14 @@ def parse_map(value: Any, column: str) -> dict[str, str]:
             continue
         match = re.match(r"\s*([^=:：]+?)\s*[=:：]\s*(.*?)\s*$", part)
         if match is None:
-            raise RowError(BAD_ATTRIBUTES, f"{_zh(column)}: use key=value; key=value", column)
+            raise cell_error(BAD_ATTRIBUTES, column, value, f"第 {len(out) + 1} 项缺少“=”")
         out[match[1]] = match[2]
     return out
 
 
 def parse_id_number(value: Any, column: str = "id_number") -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise RowError(
-            ID_STORED_AS_NUMBER,
-            f"{_zh(column)} is stored as a number, which loses digits; format the column as "
-            "text and enter the number again",
-            column,
-        )
+        raise cell_error(ID_STORED_AS_NUMBER, column, value)
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(value))).upper()
 
 
@@ -452,6 +449,13 @@ def _uscc(value: Any) -> str:
 
 def _zh(column: str) -> str:
     return COLUMNS_BY_KEY[column].zh
+
+
+def cell_error(code: str, column: str, value: Any, detail: str = "") -> RowError:
+    """A `RowError` for a cell of `column` (a column key) that holds `value`."""
+    text = message(_zh(column), shown(column, value), code, detail=detail,
+                   allowed=STATIC_ALLOWED.get(code, ()))
+    return RowError(code, text, column)
 
 
 # --- row -> event ---------------------------------------------------------------------------------
@@ -488,6 +492,7 @@ class RowConverter:
 
     def __init__(self, catalog: Catalog, unit: str) -> None:
         self.names = CatalogNames(catalog)
+        self.messages = ReportMessages(catalog, unit)
         self.unit = unit
         groups = catalog.unit(unit).groups
         self.default_group = groups[0] if len(groups) == 1 else None
@@ -499,18 +504,18 @@ class RowConverter:
         if not _blank(row.get("unit")):
             unit = names.lookup(names.units, _text(row["unit"])) or _text(row["unit"])
         group = self._code(row, "group", names.groups, R.UNKNOWN_GROUP, self.default_group)
-        category = self._code(row, "category", names.categories, R.UNKNOWN_CATEGORY, None)
+        category = self._code(row, "category", names.categories, R.UNKNOWN_CATEGORY, None,
+                              group=group)
         severity = None
         if not _blank(row.get("severity")):
             severity = names.lookup(names.severities, _text(row["severity"]))
             if severity is None:
-                raise RowError(R.UNKNOWN_SEVERITY, "严重程度: use 轻微, 一般 or 严重", "severity")
+                raise self._error(R.UNKNOWN_SEVERITY, "severity", row["severity"])
         domain = None
         if not _blank(row.get("domain")):
             domain = names.lookup(names.domains, _text(row["domain"]))
             if domain is None:
-                raise RowError(R.UNKNOWN_DOMAIN, "重点领域: not one of the 16 key domains",
-                               "domain")
+                raise self._error(R.UNKNOWN_DOMAIN, "domain", row["domain"])
 
         kind = names.content_kinds[category]
         occurred = None
@@ -546,43 +551,46 @@ class RowConverter:
 
     # -- parts --
 
+    def _error(self, code: str, key: str, value: Any, *, group: str | None = None,
+               detail: str = "") -> RowError:
+        message = self.messages.cell(code, _zh(key), key, value, group=group, detail=detail)
+        return RowError(code, message, key)
+
     @staticmethod
     def _action(value: Any) -> str:
         if _blank(value):
             return "UPSERT"
         action = ACTION_WORDS.get(_text(value).lower())
         if action is None:
-            raise RowError(BAD_ACTION, "操作: use 新增 or 撤销", "action")
+            raise cell_error(BAD_ACTION, "action", value)
         return action
 
     def _code(
         self, row: Mapping[str, Any], key: str, index: dict[str, str], code: str,
-        default: str | None,
+        default: str | None, *, group: str | None = None,
     ) -> str:
         value = row.get(key)
         if _blank(value):
             if default is not None:
                 return default
-            raise RowError(R.EMPTY_FIELD, f"{_zh(key)} is required", key)
+            raise self._error(R.EMPTY_FIELD, key, value)
         found = self.names.lookup(index, _text(value))
         if found is None:
-            raise RowError(code, f"{_zh(key)}: not a code or name of the catalog", key)
+            raise self._error(code, key, value, group=group)
         return found
 
-    @staticmethod
-    def _required_text(row: Mapping[str, Any], key: str) -> str:
+    def _required_text(self, row: Mapping[str, Any], key: str) -> str:
         if _blank(row.get(key)):
-            raise RowError(R.EMPTY_FIELD, f"{_zh(key)} is required", key)
+            raise self._error(R.EMPTY_FIELD, key, row.get(key))
         return _text(row[key])
 
     @staticmethod
     def _optional_text(row: Mapping[str, Any], key: str) -> str | None:
         return None if _blank(row.get(key)) else _text(row[key])
 
-    @staticmethod
-    def _id_number(row: Mapping[str, Any]) -> str:
+    def _id_number(self, row: Mapping[str, Any]) -> str:
         if _blank(row.get("id_number")):
-            raise RowError(R.EMPTY_FIELD, "身份证号码 is required", "id_number")
+            raise self._error(R.EMPTY_FIELD, "id_number", row.get("id_number"))
         return parse_id_number(row["id_number"])
 
     def _content(
@@ -597,9 +605,7 @@ class RowConverter:
                 if kind == "note" and name == "attributes":
                     fields[name] = {}
                 elif required:
-                    raise RowError(
-                        R.EMPTY_FIELD, f"{column.zh} is required for this 信息类别", column.key
-                    )
+                    raise self._error(R.EMPTY_FIELD, column.key, value)
                 else:
                     fields[name] = None
                 continue
@@ -607,7 +613,7 @@ class RowConverter:
         if kind == "note":
             fields["event_date"] = occurred
         if kind == "penalty" and fields["penalty_types"] == []:
-            raise RowError(R.EMPTY_FIELD, "处罚类别 is required for this 信息类别", "penalty_types")
+            raise self._error(R.EMPTY_FIELD, "penalty_types", row.get("penalty_types"))
         return (CONTENT_KIND_RECORDS[kind], fields)
 
     @staticmethod
@@ -633,11 +639,10 @@ class RowConverter:
             return _uscc(value)
         raise AssertionError(f"no content column of kind {kind}")
 
-    @staticmethod
-    def _fallback_date(kind: str, row: Mapping[str, Any]) -> date:
+    def _fallback_date(self, kind: str, row: Mapping[str, Any]) -> date:
         source = OCCURRED_FALLBACK.get(kind)
         if source is not None and not _blank(row.get(source)):
             return parse_date(row[source], source)
         if kind == "assessment" and not _blank(row.get("year")):
             return date(parse_int(row["year"], "year"), 12, 31)
-        raise RowError(R.EMPTY_FIELD, "发生日期 is required", "occurred_date")
+        raise self._error(R.EMPTY_FIELD, "occurred_date", row.get("occurred_date"))

@@ -146,6 +146,7 @@ def test_import_of_ten_thousand_rows_and_reimport(
         reported = {int(r["row"]) - 2: r for r in read_report(report)}
         assert set(reported) == set(bad)
         assert {i: r["code"] for i, r in reported.items()} == bad
+        assert all(re.match(r"[\u4e00-\u9fff]", r["message"]) for r in reported.values())
 
         # every good row is on the topic exactly once
         wire = Wire()

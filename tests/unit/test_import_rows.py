@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
@@ -509,3 +510,122 @@ def test_publish_without_a_broker_is_a_usage_error(
     code, err = run_cli("--unit", "justice", str(path))
     assert code == 2
     assert "bootstrap" in err
+
+
+# --- the error report's messages: Chinese, the field, the value, what is allowed ---------------
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# ASCII words a Chinese message may hold besides the values it quotes: formats and names
+_ASCII_OK = {"YYYY", "MM", "DD", "JSON", "Excel", "SHA", "ISO", "null", "true", "false", "U"}
+
+
+def _english_words(text: str) -> list[str]:
+    unquoted = re.sub(r"“[^”]*”|（[a-z_.]+）", "", text)  # quoted values, JSON field paths
+    unquoted = re.sub(r"U\+[0-9A-F]{4}", "", unquoted)
+    return [w for w in re.findall(r"[A-Za-z_]{2,}", unquoted) if w not in _ASCII_OK]
+
+
+LAWYER_CATEGORIES = [CATALOG.category(c).name_zh
+                     for c in CATALOG.group("lawyer").required_categories]
+
+BAD_CELLS: list[tuple[dict[str, Any], str, str, str, list[str]]] = [
+    # change, code, column, shown value, allowed values that must be listed
+    ({"信息类别": "不存在的类别"}, R.UNKNOWN_CATEGORY, "信息类别", "“不存在的类别”",
+     LAWYER_CATEGORIES),
+    ({"信息类别": "日常防火巡查是否到位", "事项": "巡查", "具体内容": "到位", "严重程度": None,
+      "发生日期": "2024-01-08"}, R.CATEGORY_NOT_FOR_GROUP, "信息类别", "“日常防火巡查是否到位”",
+     LAWYER_CATEGORIES),
+    ({"人群类别": "宇航员"}, R.UNKNOWN_GROUP, "人群类别", "“宇航员”", ["律师"]),
+    ({"人群类别": "教师"}, R.UNIT_NOT_RESPONSIBLE, "人群类别", "“教师”", ["律师"]),
+    ({"严重程度": "很严重"}, R.UNKNOWN_SEVERITY, "严重程度", "“很严重”", ["轻微", "一般", "严重"]),
+    ({"严重程度": ""}, R.SEVERITY_REQUIRED, "严重程度", "（空）", ["轻微", "一般", "严重"]),
+    ({"重点领域": "外太空"}, R.UNKNOWN_DOMAIN, "重点领域", "“外太空”",
+     [d.name_zh for d in CATALOG.domains]),
+    ({"操作(新增/撤销)": "作废"}, BAD_ACTION, "操作(新增/撤销)", "“作废”", ["新增", "撤销"]),
+    ({"填报单位": "市教育局"}, R.TOPIC_UNIT_MISMATCH, "填报单位", "“市教育局”", ["市司法局"]),
+    ({"身份证号码": ID[:17] + "5"}, "ID_CHECKSUM", "身份证号码", "“360702********0315”", []),
+    ({"身份证号码": ID[:6] + ID[8:17]}, "ID_LEGACY_15", "身份证号码", "“36***********31”", []),
+    ({"身份证号码": " "}, R.EMPTY_FIELD, "身份证号码", "（空）", []),
+    ({"姓名": "刘\u200b建华"}, R.BAD_NAME, "姓名", "“刘***”", []),
+    ({"处罚决定日期": "2024-13-45"}, BAD_DATE, "处罚决定日期", "“2024-13-45”", ["2024-02-26"]),
+    ({"罚款金额（元）": "五千"}, BAD_NUMBER, "罚款金额（元）", "“五千”", []),
+    ({"公示截止期": "2020-01-01"}, R.DATE_ORDER, "公示截止期", "“2020-01-01”", []),
+    ({"处罚决定日期": "2999-01-01"}, R.FUTURE_DATE, "发生日期", "“2999-01-01”", []),
+    ({"统一社会信用代码": "91360702MA3AKL0I68"}, "USCC_CHARSET", "统一社会信用代码",
+     "“91360702MA3AKL0I68”", []),
+    ({"违法事实": "超" * 4001}, R.FIELD_TOO_LONG, "违法事实", "“" + "超" * 29 + "…”", []),
+    ({"决定书文号": None}, R.EMPTY_FIELD, "决定书文号", "（空）", []),
+    ({"是否属实": "也许", "信息类别": "收到投诉申诉情况", "受理日期": "2024-01-08",
+      "投诉事由": "x"}, BAD_BOOLEAN, "是否属实", "“也许”", ["是", "否"]),
+]
+
+
+def test_every_report_message_is_chinese_names_its_field_and_shows_the_value(
+    tmp_path: Path,
+) -> None:
+    rows = [dict(PENALTY_ROW, **{"记录编号": f"R{i}", **change})
+            for i, (change, *_) in enumerate(BAD_CELLS)]
+    headers = list(dict.fromkeys(h for row in rows for h in row))
+    path = write_rows(tmp_path / "bad.csv", rows, headers=headers)
+    report = tmp_path / "report.csv"
+    code, err = run_cli("--unit", "市司法局", str(path), "--dry-run", "--error-report", str(report))
+    assert code == 1, err
+    found = {int(r["row"]) - 2: r for r in publish_cmd.read_report(report)}
+    assert set(found) == set(range(len(BAD_CELLS)))
+    for i, (change, reason, column, value, allowed) in enumerate(BAD_CELLS):
+        entry = found[i]
+        text = entry["message"]
+        assert (entry["code"], entry["column"]) == (reason, column), (change, entry)
+        assert text.startswith(f"{column}{value}："), (change, text)
+        assert _CJK.search(text.split("：", 1)[1]), text
+        assert not _english_words(text), (text, _english_words(text))
+        assert not _FULL_ID.search(text)
+        for name in allowed:
+            assert name in text.split("可填：", 1)[1], (name, text)
+
+
+def test_unknown_category_lists_the_groups_categories_only() -> None:
+    exc = row_error(dict(PENALTY_ROW, 信息类别="不存在的类别"))
+    assert exc.code == R.UNKNOWN_CATEGORY
+    listed = exc.message.split("可填：", 1)[1].split("、")
+    assert sorted(listed) == sorted(LAWYER_CATEGORIES)
+    assert "教育培训记录" not in listed  # a teacher's item, not a lawyer's
+    assert exc.message.startswith("信息类别“不存在的类别”：")
+
+
+def test_an_id_stored_as_a_number_is_shown_masked(tmp_path: Path) -> None:
+    exc = row_error(dict(PENALTY_ROW, 身份证号码=float(ID)))
+    assert exc.code == ID_STORED_AS_NUMBER
+    assert exc.message.startswith("身份证号码“360702********") and "文本格式" in exc.message
+    assert ID not in exc.message
+
+
+def test_jsonl_report_messages_name_the_json_field(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "events.jsonl"
+    first = json.loads(examples.read_text("utf-8").splitlines()[0])
+    bad_date = json.loads(json.dumps(first))
+    bad_date["content"]["Penalty"]["decision_date"] = "26/02/2024"
+    wrong_id = dict(first, person=dict(first["person"], id_number=ID[:17] + "5"))
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(["[1]", json.dumps(bad_date, ensure_ascii=False),
+                               json.dumps(wrong_id, ensure_ascii=False)]), encoding="utf-8")
+    report = tmp_path / "r.csv"
+    code, _ = run_cli("--unit", "justice", str(path), "--dry-run", "--error-report", str(report))
+    assert code == 1
+    rows = publish_cmd.read_report(report)
+    assert [(r["code"], r["message"]) for r in rows] == [
+        ("BAD_JSON", "整条记录：不符合 JSON 格式的数据规范（该行不是 JSON 对象）"),
+        ("BAD_JSON", "处罚决定日期（content.decision_date）“26/02/2024”：不符合 JSON 格式的数据规范"
+                     "（应为日期 YYYY-MM-DD）"),
+        ("ID_CHECKSUM", "身份证号码（person.id_number）“360702********0315”：校验位（第 18 位）"
+                        "不正确，请核对号码"),
+    ]
+
+
+def test_a_failed_delivery_is_explained_in_chinese() -> None:
+    from confluent_kafka import KafkaError
+
+    text = publish_cmd.delivery_message(str(KafkaError(KafkaError._MSG_TIMED_OUT)))
+    assert text.startswith("整条记录：数据有效，但消息服务器未确认接收")
+    assert "_MSG_TIMED_OUT" in text and "重新导入" in text
+    assert not _english_words(text.replace("_MSG_TIMED_OUT", ""))
