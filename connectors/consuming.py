@@ -28,6 +28,7 @@ from connectors.backoff import Backoff
 from connectors.errors import TransientError
 from connectors.updates import Incoming
 from creditbus import metrics
+from creditbus.kafka.clientlog import kafka_logger
 
 log = logging.getLogger("creditbus.sink")
 
@@ -99,6 +100,7 @@ class BatchLoop:
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "range",
             "client.id": "creditbus-sink",
+            "logger": kafka_logger(),
         }
         if options.instance_id:
             config["group.instance.id"] = options.instance_id

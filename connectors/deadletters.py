@@ -14,6 +14,7 @@ from connectors.errors import TransientError
 from connectors.updates import Incoming
 from creditbus import metrics
 from creditbus.deadletter import HEADER_PREFIX, dead_letter_headers
+from creditbus.kafka.clientlog import kafka_logger
 
 log = logging.getLogger("creditbus.sink")
 
@@ -28,7 +29,7 @@ class DeadLetters:
         self.topic = topic
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                                   "linger.ms": 5, "client.id": "creditbus-sink-dlq",
-                                  **(auth or {})})
+                                  "logger": kafka_logger(), **(auth or {})})
         self._queued: list[str] = []
         self._errors: list[str] = []
 

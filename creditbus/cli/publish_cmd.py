@@ -23,6 +23,7 @@ from creditbus.catalog import Catalog, CatalogError, default_catalog
 from creditbus.contract.schemas import SchemaStoreError
 from creditbus.contract.validation import EventRejected
 from creditbus.identity import redact
+from creditbus.kafka.clientlog import LOGGER_NAME
 from creditbus.logsetup import configure_logging
 from creditbus.publish.messages import (
     FIELD_NAMES,
@@ -36,7 +37,6 @@ from creditbus.publish.messages import (
     value_at,
 )
 from creditbus.publish.producer import (
-    KAFKA_LOGGER,
     CreditPublisher,
     DeliveryResult,
     EventEncoder,
@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
     if settings.log_level != "DEBUG":
         # transient client warnings (e.g. a broker still starting) would garble the progress
         # lines; lasting problems surface as failed deliveries in the report
-        logging.getLogger(KAFKA_LOGGER).setLevel(logging.ERROR)
+        logging.getLogger(LOGGER_NAME).setLevel(logging.ERROR)
     try:
         catalog = default_catalog(settings.catalog_dir)
     except CatalogError as exc:

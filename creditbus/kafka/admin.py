@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from creditbus.kafka.clientlog import kafka_logger
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -18,7 +20,8 @@ class TopicSpec:
 
 
 def admin_client(bootstrap: str, extra: dict[str, str] | None = None) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, **(extra or {})})
+    """An AdminClient; `extra`: authentication (`clientconf.confluent_auth`) or other keys."""
+    return AdminClient({"bootstrap.servers": bootstrap, "logger": kafka_logger(), **(extra or {})})
 
 
 def ensure_topics(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from creditbus.kafka.clientlog import kafka_logger
+
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 SASL_PROTOCOL = "SASL_PLAINTEXT"
 
@@ -50,9 +52,11 @@ def confluent_config(settings: Any, **extra: Any) -> dict[str, Any]:
     """A confluent-kafka Producer / Consumer / AdminClient config.
 
     Dotted keys go in as a mapping: `confluent_config(s, **{"group.id": "g"})`; `extra` wins over
-    the defaults, so a caller may still override anything.
+    the defaults, so a caller may still override anything. `logger` routes librdkafka's own
+    log lines through Python logging (`creditbus.kafka.clientlog`).
     """
-    return {"bootstrap.servers": settings.bootstrap, **confluent_auth(settings), **extra}
+    return {"bootstrap.servers": settings.bootstrap, **confluent_auth(settings),
+            "logger": kafka_logger(), **extra}
 
 
 def faust_broker_kwargs(settings: Any) -> dict[str, Any]:

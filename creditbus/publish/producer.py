@@ -12,7 +12,6 @@ reports every event's delivery: delivered (partition, offset) or failed (the err
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -30,15 +29,13 @@ from creditbus.contract.validation import EventRejected, ValidEvent, validate_ev
 from creditbus.contract.wire import Wire, WireError
 from creditbus.identity import redact
 from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
-from creditbus.kafka.clientconf import confluent_auth
+from creditbus.kafka.clientconf import confluent_auth, confluent_config
 from creditbus.security.envelope import seal_event
 from creditbus.security.keys import public_key_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import raw_topic
 
 CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
-KAFKA_LOGGER = "creditbus.publish.kafka"
-"""The logger librdkafka's own messages go to (instead of raw lines on stderr)."""
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,  # no duplicates or reordering on retries
@@ -267,13 +264,11 @@ class CreditPublisher:
         self.encoder = EventEncoder(unit, self.catalog, self.wire, self.topic,
                                     public_key_from_settings(settings))
         self.on_delivery = on_delivery
-        self._config = {
-            "bootstrap.servers": settings.bootstrap,
-            **confluent_auth(settings),
+        self._config = confluent_config(settings, **{
             "client.id": f"creditbus-publisher-{unit}",
             **PRODUCER_DEFAULTS,
             **dict(producer_config or {}),
-        }
+        })
         self._producer: Any = None
         self._in_flight: dict[int, tuple[str, str, Any]] = {}  # token -> (event id, record, ref)
         self._tokens = 0
@@ -360,10 +355,7 @@ class CreditPublisher:
         from confluent_kafka import Producer
 
         self.ensure_topic()
-        self._producer = Producer({
-            "logger": logging.getLogger(KAFKA_LOGGER), **self._config,
-            "error_cb": self._client_error,
-        })
+        self._producer = Producer({**self._config, "error_cb": self._client_error})
         return self._producer
 
     def ensure_topic(self) -> None:
