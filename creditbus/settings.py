@@ -13,11 +13,20 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from creditbus.security.secretfile import SecretFileError, read_secret_file
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_VERSION = "3.9.1"
 """The Apache Kafka version the whole suite passes on (see README, 'Kafka version')."""
 
 INSECURE_DEV_SECRET = "creditbus-dev-only-secret-change-me"
+ENVIRONMENTS = ("development", "production")
+LOOPBACK = "127.0.0.1"
+
+
+class SettingsError(ValueError):
+    """A setting cannot be used (bad value, secret file readable by others, both a secret and
+    its file given); the message names the variable and what to do."""
 
 
 def _home_default() -> Path:
@@ -69,12 +78,50 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("CREDITBUS_KAFKA_SECURE", "false", "`creditbus kafka up` with SASL/SCRAM and ACLs."),
     Setting("CREDITBUS_FIELD_PUBLIC_KEY", "", "Publishers: bus public key (PEM), seals ID + name."),
     Setting("CREDITBUS_FIELD_PRIVATE_KEYS", "", "Workers: private keys (PEM), comma-separated."),
+    Setting("CREDITBUS_ENV", "development",
+            "`production`: processes refuse development defaults (docs/security.md)."),
+    Setting("CREDITBUS_PERSON_KEY_SECRET_FILE", "",
+            "File (mode 0600/0400) holding the person-key secret, instead of the variable."),
+    Setting("CREDITBUS_KAFKA_PASSWORD_FILE", "",
+            "File (mode 0600/0400) holding the Kafka password, instead of the variable."),
+    Setting("CREDITBUS_QUERY_HOST", LOOPBACK, "Address the query service listens on."),
+    Setting("CREDITBUS_METRICS_HOST", LOOPBACK, "Address the worker and sink metrics listen on."),
+    Setting("CREDITBUS_QUERY_TLS_CERT", "", "Query service: certificate chain (PEM) for HTTPS."),
+    Setting("CREDITBUS_QUERY_TLS_KEY", "", "Query service: its private key (PEM, mode 0600)."),
+    Setting("CREDITBUS_METRICS_TLS_CERT", "", "Metrics: certificate chain (PEM) for HTTPS."),
+    Setting("CREDITBUS_METRICS_TLS_KEY", "", "Metrics: its private key (PEM, mode 0600)."),
+    Setting("CREDITBUS_DB_SINK_ROLE", "creditbus_sink",
+            "PostgreSQL role of the sink (`creditbus db migrate`)."),
+    Setting("CREDITBUS_DB_READER_ROLE", "creditbus_reader",
+            "PostgreSQL role of query, report, verify."),
+    Setting("CREDITBUS_DB_SINK_PASSWORD", "", "Password `db migrate` gives the sink role."),
+    Setting("CREDITBUS_DB_SINK_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
+    Setting("CREDITBUS_DB_READER_PASSWORD", "", "Password `db migrate` gives the reader role."),
+    Setting("CREDITBUS_DB_READER_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
 )
 
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "")
     return value if value.strip() else default
+
+
+def _secret(name: str, default: str) -> str:
+    """`name`, or the content of the file named by `name`_FILE (owner-only permissions)."""
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return _env(name, default)
+    if os.environ.get(name, "").strip():
+        raise SettingsError(f"both {name} and {name}_FILE are set: keep only the file")
+    try:
+        return read_secret_file(Path(path).expanduser())
+    except SecretFileError as exc:
+        raise SettingsError(f"{name}_FILE: {exc}") from None
+
+
+def _optional_path(name: str) -> Path | None:
+    value = _env(name, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 @dataclass(frozen=True)
@@ -111,6 +158,17 @@ class Settings:
     kafka_secure: bool = False
     field_public_key: Path | None = None
     field_private_keys: tuple[Path, ...] = ()
+    env: str = "development"
+    query_host: str = LOOPBACK
+    metrics_host: str = LOOPBACK
+    query_tls_cert: Path | None = None
+    query_tls_key: Path | None = None
+    metrics_tls_cert: Path | None = None
+    metrics_tls_key: Path | None = None
+    db_sink_role: str = "creditbus_sink"
+    db_reader_role: str = "creditbus_reader"
+    db_sink_password: str = field(default="", repr=False)
+    db_reader_password: str = field(default="", repr=False)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -118,6 +176,9 @@ class Settings:
         home = Path(_env("CREDITBUS_HOME", str(_home_default()))).expanduser()
         catalog_dir = _env("CREDITBUS_CATALOG_DIR", "")
         public_key = _env("CREDITBUS_FIELD_PUBLIC_KEY", "").strip()
+        env = _env("CREDITBUS_ENV", "development").strip().lower()
+        if env not in ENVIRONMENTS:
+            raise SettingsError(f"CREDITBUS_ENV is {env!r}: use one of {', '.join(ENVIRONMENTS)}")
         return cls(
             home=home,
             cache=Path(_env("CREDITBUS_CACHE", str(_cache_default()))).expanduser(),
@@ -130,7 +191,8 @@ class Settings:
             schema_dir=Path(_env("CREDITBUS_SCHEMA_DIR", str(REPO_ROOT / "schemas" / "avro"))),
             schema_registry_url=_env("CREDITBUS_SCHEMA_REGISTRY_URL", ""),
             catalog_dir=Path(catalog_dir) if catalog_dir else None,
-            person_key_secret=_env("CREDITBUS_PERSON_KEY_SECRET", INSECURE_DEV_SECRET).encode(),
+            person_key_secret=_secret("CREDITBUS_PERSON_KEY_SECRET",
+                                      INSECURE_DEV_SECRET).encode(),
             database_url=_env("CREDITBUS_DATABASE_URL", f"sqlite:///{home / 'platform.db'}"),
             state_dir=Path(_env("CREDITBUS_STATE_DIR", str(home / "worker"))),
             store=_env("CREDITBUS_STORE", "rocksdb://"),
@@ -146,7 +208,7 @@ class Settings:
             sink_batch_ms=int(_env("CREDITBUS_SINK_BATCH_MS", "50")),
             log_level=_env("CREDITBUS_LOG_LEVEL", "INFO").upper(),
             kafka_username=_env("CREDITBUS_KAFKA_USERNAME", "").strip(),
-            kafka_password=_env("CREDITBUS_KAFKA_PASSWORD", ""),
+            kafka_password=_secret("CREDITBUS_KAFKA_PASSWORD", ""),
             kafka_secure=_env("CREDITBUS_KAFKA_SECURE", "false").strip().lower()
             in {"1", "true", "yes", "on"},
             field_public_key=Path(public_key).expanduser() if public_key else None,
@@ -154,11 +216,26 @@ class Settings:
                 Path(p.strip()).expanduser()
                 for p in _env("CREDITBUS_FIELD_PRIVATE_KEYS", "").split(",") if p.strip()
             ),
+            env=env,
+            query_host=_env("CREDITBUS_QUERY_HOST", LOOPBACK).strip(),
+            metrics_host=_env("CREDITBUS_METRICS_HOST", LOOPBACK).strip(),
+            query_tls_cert=_optional_path("CREDITBUS_QUERY_TLS_CERT"),
+            query_tls_key=_optional_path("CREDITBUS_QUERY_TLS_KEY"),
+            metrics_tls_cert=_optional_path("CREDITBUS_METRICS_TLS_CERT"),
+            metrics_tls_key=_optional_path("CREDITBUS_METRICS_TLS_KEY"),
+            db_sink_role=_env("CREDITBUS_DB_SINK_ROLE", "creditbus_sink").strip(),
+            db_reader_role=_env("CREDITBUS_DB_READER_ROLE", "creditbus_reader").strip(),
+            db_sink_password=_secret("CREDITBUS_DB_SINK_PASSWORD", ""),
+            db_reader_password=_secret("CREDITBUS_DB_READER_PASSWORD", ""),
         )
 
     @property
     def uses_dev_secret(self) -> bool:
         return self.person_key_secret == INSECURE_DEV_SECRET.encode()
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
 
     def describe(self) -> dict[str, str]:
         """Settings as printable strings, secrets hidden."""
@@ -167,9 +244,14 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            secret = f.name in ("person_key_secret", "kafka_password")
+            secret = f.name in SECRET_FIELDS
             shown[f.name] = "***" if secret else str(value)
         return shown
+
+
+SECRET_FIELDS = frozenset({"person_key_secret", "kafka_password", "db_sink_password",
+                           "db_reader_password"})
+"""Fields `Settings.describe` never shows."""
 
 
 def settings_markdown() -> str:

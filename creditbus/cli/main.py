@@ -11,6 +11,8 @@ import importlib
 import sys
 from importlib.metadata import entry_points
 
+from creditbus.settings import SettingsError
+
 CORE_COMMANDS = (
     "creditbus.cli.kafka_cmd",
     "creditbus.cli.catalog_cmd",
@@ -44,9 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _refuse_development_defaults(args)
         return int(args.func(args))
+    except SettingsError as exc:  # a setting that cannot be used: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _refuse_development_defaults(args: argparse.Namespace) -> None:
+    """With CREDITBUS_ENV=production, a command that serves or moves data refuses to start on
+    development defaults (creditbus.security.production)."""
+    from creditbus.security.production import refuse_development_defaults
+    from creditbus.settings import Settings
+
+    command = str(args.command)
+    if command == "query" and getattr(args, "query_action", None):
+        return  # token management only touches the tokens file
+    refuse_development_defaults(Settings.from_env(), command)
 
 
 if __name__ == "__main__":

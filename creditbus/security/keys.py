@@ -3,6 +3,10 @@
 The key id is the first 16 hex characters of the SHA-256 of the raw 32-byte public key; sealed
 events carry it so that a worker holding several private keys (old and new, during a rotation)
 knows which one opens an event.
+
+Private key files must be readable by their owner only (mode 0600 or 0400): a key file the
+group or others may read is refused, like every other secret file
+(creditbus.security.secretfile).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from creditbus.security.secretfile import SecretFileError, check_private_file
+
 KEY_ID_HEX = 16
 
 
 class FieldKeyError(ValueError):
-    """A key file is missing, unreadable or not an X25519 key."""
+    """A key file is missing, unreadable, readable by others (private keys) or not an X25519
+    key."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,10 @@ def load_public_key(path: Path) -> X25519PublicKey:
 
 
 def load_private_key(path: Path) -> X25519PrivateKey:
+    try:
+        check_private_file(path)
+    except SecretFileError as exc:
+        raise FieldKeyError(f"field private key: {exc}") from None
     try:
         key = serialization.load_pem_private_key(_read(path), password=None)
     except (ValueError, TypeError):
