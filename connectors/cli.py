@@ -1,4 +1,4 @@
-"""Commands of the connectors: `creditbus sink` and `creditbus verify`.
+"""Commands of the connectors: `creditbus sink`, `creditbus verify`, `creditbus db migrate`.
 
 Registered through the `creditbus.commands` entry-point group (see docs/design.md).
 """
@@ -60,6 +60,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--max-problems", type=int, default=1000, metavar="N",
                         help="print at most N problems (default 1000; all are counted)")
     verify.set_defaults(func=run_verify)
+
+    db = subparsers.add_parser(
+        "db", help="the platform database's schema and roles (run with the owner's URL)")
+    db_actions = db.add_subparsers(dest="db_action", required=True, metavar="ACTION")
+    migrate = db_actions.add_parser(
+        "migrate", help="create or migrate the schema; PostgreSQL: the sink and reader roles",
+        description="Apply the missing schema migrations, then (PostgreSQL) create the sink's "
+                    "and the reader's roles if missing, set their passwords from "
+                    "CREDITBUS_DB_SINK_PASSWORD(_FILE) and CREDITBUS_DB_READER_PASSWORD(_FILE) "
+                    "when given, and grant exactly their privileges. Idempotent. Run it with "
+                    "the database owner's URL; the processes then use the roles.")
+    migrate.add_argument("--database-url", metavar="URL",
+                         help="the owner's URL (default: CREDITBUS_DATABASE_URL)")
+    migrate.set_defaults(func=run_db_migrate)
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -128,6 +142,14 @@ def run_sink(args: argparse.Namespace) -> int:
         return 2
     finally:
         metrics.PROCESS_UP.labels("sink").set(0)
+
+
+def run_db_migrate(args: argparse.Namespace) -> int:
+    from connectors.platform.roles import run_db_migrate as run
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return run(settings, args.database_url or settings.database_url)
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -7,6 +7,10 @@ port, creates a database and hands out its URL; at the end it stops the server a
 directory. PostgreSQL refuses to run as root, so as root the server runs as the `postgres`
 system user. Tests that need PostgreSQL never skip: without it they fail, saying why.
 
+`postgres_secure_cluster` is a second server as a deployment runs it: TLS with a certificate
+of a throw-away CA (`ca_file`), and password (SCRAM) authentication for every role but the
+test harness's superuser.
+
 Use with `pytest -p tests.pg_fixture` or `pytest_plugins = ["tests.pg_fixture"]`.
 """
 
@@ -76,6 +80,7 @@ class PostgresCluster:
     root: Path
     port: int
     as_user: str | None  # run the server programs as this user (when we are root)
+    ca_file: Path | None = None  # the CA of the server's certificate, when TLS is on
 
     @property
     def data_dir(self) -> Path:
@@ -96,13 +101,41 @@ class PostgresCluster:
             raise PostgresUnavailable(
                 f"{program} failed (exit {result.returncode}):\n{result.stderr[-2000:]}\n{tail}")
 
-    def start(self) -> None:
+    def start(self, *, password_auth: bool = False, tls: tuple[Path, Path] | None = None,
+              log_statements: bool = False) -> None:
+        """initdb and start; `password_auth`: SCRAM for every role but the superuser over
+        TCP; `tls`: (certificate chain, key) files the server presents; `log_statements`:
+        every statement in `server_log` (to prove what never reaches it)."""
         self._run("initdb", "-D", str(self.data_dir), "-U", SERVER_USER, "--auth=trust",
                   "-E", "UTF8", "--locale=C", "--no-sync")
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
                    "-c fsync=off -c full_page_writes=off -c max_connections=50")
+        if password_auth:
+            self._server_file("pg_hba.conf", (
+                "local all all trust\n"
+                f"host all {SERVER_USER} 127.0.0.1/32 trust\n"
+                "host all all 127.0.0.1/32 scram-sha-256\n").encode())
+        if tls:
+            self._server_file("server.crt", tls[0].read_bytes())
+            self._server_file("server.key", tls[1].read_bytes())
+            options += " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+        if log_statements:
+            options += " -c log_statement=all"
         self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / "server.log"
+
+    def _server_file(self, name: str, data: bytes) -> None:
+        """A file in the data directory, 0600, owned by the server's user."""
+        path = self.data_dir / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        if self.as_user:
+            account = pwd.getpwnam(self.as_user)
+            os.chown(path, account.pw_uid, account.pw_gid)
 
     def stop(self) -> None:
         try:
@@ -125,8 +158,10 @@ class PostgresCluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_cluster() -> PostgresCluster:
-    """Find (or install) PostgreSQL and start a cluster in a fresh temporary directory."""
+def start_cluster(*, password_auth: bool = False, tls: tuple[Path, Path] | None = None,
+                  log_statements: bool = False) -> PostgresCluster:
+    """Find (or install) PostgreSQL and start a cluster in a fresh temporary directory
+    (options: `PostgresCluster.start`)."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         install_postgres()
@@ -148,7 +183,7 @@ def start_cluster() -> PostgresCluster:
         as_user = SERVER_USER
     cluster = PostgresCluster(bin_dir, root, free_port(), as_user)
     try:
-        cluster.start()
+        cluster.start(password_auth=password_auth, tls=tls, log_statements=log_statements)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
@@ -179,6 +214,30 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     except (PostgresUnavailable, subprocess.TimeoutExpired, OSError) as exc:
         pytest.fail(f"PostgreSQL is needed by this test and could not be had: {exc}",
                     pytrace=False)
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def postgres_secure_cluster(tmp_path_factory: pytest.TempPathFactory
+                            ) -> Iterator[PostgresCluster]:
+    """A second server with TLS (certificate for 127.0.0.1 and localhost, CA in `ca_file`),
+    SCRAM password authentication for every role but the harness's superuser, and every
+    statement logged."""
+    from tests.tls_certs import issue_server_cert, make_ca
+
+    certs = tmp_path_factory.mktemp("pg-tls")
+    ca = make_ca(certs, "creditbus test PostgreSQL CA")
+    server = issue_server_cert(ca, certs)
+    try:
+        cluster = start_cluster(password_auth=True, tls=(server.cert_path, server.key_path),
+                                log_statements=True)
+    except (PostgresUnavailable, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.fail(f"PostgreSQL is needed by this test and could not be had: {exc}",
+                    pytrace=False)
+    cluster.ca_file = ca.cert_path
     try:
         yield cluster
     finally:

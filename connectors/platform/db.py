@@ -13,6 +13,7 @@ constraint violation, bad value; isolate it and dead-letter it) and FATAL (anyth
 from __future__ import annotations
 
 import enum
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -29,6 +30,13 @@ from connectors.platform.rows import (
     Row,
 )
 from creditbus.contract.canonical import format_timestamp
+
+log = logging.getLogger(__name__)
+
+
+class SchemaNotReady(Exception):
+    """The database's schema is not the one this code needs, and this login may not change it
+    (run `creditbus db migrate` with the owner's URL)."""
 
 
 class ErrorKind(enum.Enum):
@@ -104,6 +112,20 @@ class PlatformDB(ABC):
     def schema_version(self) -> int | None:
         """The applied schema version, None when the database holds no platform schema."""
 
+    def may_migrate(self) -> bool:
+        """Whether this login may create and alter the schema (SQLite: always; PostgreSQL:
+        a superuser, the owner of the schema, or anyone while none exists and it may create
+        tables)."""
+        return True
+
+    def login(self) -> str:
+        """The database role this connection uses ('' where there are no roles)."""
+        return ""
+
+    def prepare_schema(self) -> int:
+        """`prepare_schema(self)`: the sink's start-up check (migrates only where allowed)."""
+        return prepare_schema(self)
+
     # -- the sink's writes (inside `transaction`) ---------------------------------------------
 
     @abstractmethod
@@ -144,6 +166,34 @@ class PlatformDB(ABC):
 
     def dump(self, table: str) -> list[dict[str, Any]]:
         return list(self.iter_rows(table))
+
+
+def prepare_schema(db: PlatformDB) -> int:
+    """The sink's start-up: make sure the schema is the one this code writes; its version.
+
+    A login that may migrate (SQLite; a PostgreSQL owner or superuser, as in development)
+    creates or migrates the schema as before. Any other PostgreSQL role (the sink's own,
+    made by `creditbus db migrate`) only checks the version, and raises SchemaNotReady
+    telling the operator what to run.
+    """
+    latest = schema.latest_version()
+    current = db.schema_version()
+    if current is not None and current > latest:
+        raise SchemaNotReady(f"the platform database holds schema version {current}, newer than "
+                             f"this program's {latest}: upgrade it")
+    may_migrate = db.may_migrate()
+    if may_migrate and db.login():
+        log.warning("the sink connects as %s, which owns the platform schema; give it its own "
+                    "role (`creditbus db migrate`, docs/platform.md)", db.login())
+    if current == latest:
+        return current
+    if may_migrate:
+        return db.migrate()
+    have = "no platform schema" if current is None else f"schema version {current}"
+    raise SchemaNotReady(
+        f"the platform database holds {have}, this sink needs version {latest}, and role "
+        f"{db.login() or '?'} may not change the schema: run `creditbus db migrate` with "
+        "the database owner's URL")
 
 
 def now_text() -> str:

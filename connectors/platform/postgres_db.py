@@ -28,6 +28,14 @@ LOCK_TIMEOUT_MS = 5000
 """A row lock held elsewhere (an operator's open transaction) fails the batch after this long
 (LockNotAvailable: TRANSIENT, retried with the consumer paused) instead of blocking the
 consumer until the group evicts it."""
+_MAY_MIGRATE = """SELECT r.rolsuper OR CASE
+    WHEN to_regclass('cb_schema_version') IS NULL
+        THEN coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)
+    ELSE pg_has_role(current_user, (SELECT relowner FROM pg_class
+                                    WHERE oid = to_regclass('cb_schema_version')), 'USAGE')
+    END
+FROM pg_roles r WHERE r.rolname = current_user"""
+"""A superuser, a member of the schema's owner, or (no schema yet) a role that may create it."""
 _TEXT_KEY_COLUMNS = frozenset({"person_key", "unit", "record_id", "consumer_group", "topic"})
 
 
@@ -98,6 +106,14 @@ class PostgresDB(PlatformDB):
                 conn.execute("INSERT INTO cb_schema_version VALUES (%s, %s, %s)",
                              (migration.version, migration.description, now_text()))
         return schema.latest_version()
+
+    def may_migrate(self) -> bool:
+        row = self._connection().execute(_MAY_MIGRATE).fetchone()
+        return bool(row and row[0])
+
+    def login(self) -> str:
+        row = self._connection().execute("SELECT current_user").fetchone()
+        return str(row[0]) if row else ""
 
     def schema_version(self) -> int | None:
         conn = self._connection()

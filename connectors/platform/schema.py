@@ -172,3 +172,31 @@ def latest_version() -> int:
 def pending(current: int) -> list[Migration]:
     """The migrations after `current`, in order."""
     return [m for m in MIGRATIONS if m.version > current]
+
+
+# -- roles (PostgreSQL) ------------------------------------------------------------------------
+
+SINK_ROLE = "sink"
+READER_ROLE = "reader"
+
+GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    SINK_ROLE: {
+        "cb_person": ("SELECT", "INSERT", "UPDATE"),
+        "cb_record": ("SELECT", "INSERT", "UPDATE"),
+        "cb_update_log": ("SELECT", "INSERT"),
+        "cb_sink_offset": ("SELECT", "INSERT", "UPDATE"),
+        "cb_schema_version": ("SELECT",),
+    },
+    READER_ROLE: {
+        "cb_person": ("SELECT",),
+        "cb_record": ("SELECT",),
+        "cb_update_log": ("SELECT",),
+        "cb_sink_offset": (),
+        "cb_schema_version": ("SELECT",),
+    },
+}
+"""Table privileges of the run-time roles, exactly (`creditbus db migrate` revokes anything
+else on these tables). The sink writes the archive tables and may never delete, nor change a
+row of the append-only update log; the reader role (query service, reports, verify) only reads
+the archives. Neither creates or alters anything: the schema belongs to the owner who runs
+`creditbus db migrate`. A new table needs its line here (a test checks every table has one)."""

@@ -200,7 +200,7 @@ def migrate_with_retry(db: PlatformDB, backoff: Backoff, stop: threading.Event) 
     attempt = 0
     while True:
         try:
-            return db.migrate()
+            return db.prepare_schema()
         except Exception as exc:
             if db.classify(exc) is not ErrorKind.TRANSIENT:
                 raise SinkFatal(f"cannot create the platform schema: {describe_error(exc)}"
