@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import ssl
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -113,7 +115,8 @@ def tokens_path(settings: Settings) -> Path:
 def _register_query(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "query", help="serve the archive query service (or manage its tokens: query token ...)")
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--host", default=None,
+                        help="address to listen on (default: CREDITBUS_QUERY_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None,
                         help="port (default: CREDITBUS_QUERY_PORT)")
     parser.set_defaults(func=run_query_serve)
@@ -136,15 +139,36 @@ def _register_query(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_query_serve(args: argparse.Namespace) -> int:
+    from connectors.query.listener import ListenerError, bind, tls_context
+    from creditbus.logsetup import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    host = args.host or settings.query_host
+    port = args.port if args.port is not None else settings.query_port
+    try:  # first: a taken port or a bad certificate ends here, before Kafka is touched
+        tls = tls_context(settings.query_tls_cert, settings.query_tls_key)
+        sock = bind(host, port)
+    except ListenerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("query service on %s in plain HTTP: bearer tokens and archives cross the "
+                    "network in clear unless a TLS reverse proxy fronts it; set "
+                    "CREDITBUS_QUERY_TLS_CERT and CREDITBUS_QUERY_TLS_KEY for HTTPS", host)
+    try:
+        return _serve_query(settings, sock, tls)
+    finally:
+        sock.close()
+
+
+def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
     from confluent_kafka import KafkaException
 
     from connectors.query.app import build_service, ensure_audit_topic, serve
     from connectors.query.tokens import TokenFileError
     from creditbus.kafka.clientconf import ClientConfigError, confluent_auth
-    from creditbus.logsetup import configure_logging
 
-    settings = Settings.from_env()
-    configure_logging(settings.log_level)
     if not settings.bootstrap:
         print("error: no broker for the audit topic: set CREDITBUS_BOOTSTRAP or run "
               "`creditbus kafka up`", file=sys.stderr)
@@ -170,7 +194,7 @@ def run_query_serve(args: argparse.Namespace) -> int:
     except (TokenFileError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    serve(service, args.host, args.port if args.port is not None else settings.query_port)
+    serve(service, sock, tls)
     return 0
 
 

@@ -6,9 +6,15 @@ topic names and partitions), never from free text or personal data.
 
 from __future__ import annotations
 
+import ssl
 import time
+from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from creditbus.security.secretfile import SecretFileError, check_private_file
+from creditbus.settings import Settings, SettingsError
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -63,9 +69,34 @@ PROCESS_STARTED = Gauge("creditbus_process_start_timestamp_seconds",
                         "When the process started.", ["process"])
 
 
-def serve(port: int, process: str) -> None:
-    """Expose /metrics on `port` (0 disables) and mark the process up."""
+def serve(port: int, process: str, host: str | None = None) -> WSGIServer | None:
+    """Expose /metrics on `host:port` (0 disables) and mark the process up; the server.
+
+    `host` defaults to CREDITBUS_METRICS_HOST (127.0.0.1: only this machine can scrape; a
+    container sets 0.0.0.0). HTTPS when CREDITBUS_METRICS_TLS_CERT and _KEY name a certificate
+    chain and its key (owner-only file). Raises OSError when the address is taken,
+    SettingsError for an unusable certificate setting.
+    """
+    server = None
     if port:
-        start_http_server(port, addr="0.0.0.0")
+        settings = Settings.from_env()
+        server, _thread = start_http_server(port, addr=host or settings.metrics_host,
+                                            **_tls_arguments(settings))
     PROCESS_UP.labels(process).set(1)
     PROCESS_STARTED.labels(process).set(time.time())
+    return server
+
+
+def _tls_arguments(settings: Settings) -> dict[str, Any]:
+    cert, key = settings.metrics_tls_cert, settings.metrics_tls_key
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise SettingsError("CREDITBUS_METRICS_TLS_CERT and CREDITBUS_METRICS_TLS_KEY go "
+                            "together: set both or neither")
+    try:
+        check_private_file(key)
+    except SecretFileError as exc:
+        raise SettingsError(f"CREDITBUS_METRICS_TLS_KEY: {exc}") from None
+    return {"certfile": str(cert), "keyfile": str(key),
+            "tls_min_version": ssl.TLSVersion.TLSv1_2}

@@ -20,6 +20,8 @@ import asyncio
 import json
 import logging
 import re
+import socket
+import ssl
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.query.access import Principal, archive_view
 from connectors.query.auditor import AuditLog, AuditUnavailable
+from connectors.query.listener import HSTS
 from connectors.query.store import ArchiveRows, ArchiveStore
 from connectors.query.tokens import TokenStore
 from creditbus import metrics
@@ -286,8 +289,14 @@ def _json(payload: dict[str, Any], status: int, request_id: str,
                         charset="utf-8", headers=headers)
 
 
-def create_app(service: QueryService) -> web.Application:
+def create_app(service: QueryService, *, hsts: bool = False) -> web.Application:
+    """The service's routes; `hsts` (when served over HTTPS): every answer says so."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    if hsts:
+        async def strict_transport(_request: web.Request, response: web.StreamResponse) -> None:
+            response.headers["Strict-Transport-Security"] = HSTS
+
+        app.on_response_prepare.append(strict_transport)
     app.router.add_get("/v1/persons/{person_key}", service.get_person)
     app.router.add_post("/v1/persons/lookup", service.lookup_person)
     app.router.add_get("/healthz", service.healthz)
@@ -321,7 +330,12 @@ def ensure_audit_topic(settings: Settings) -> None:
     ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)), [spec])
 
 
-def serve(service: QueryService, host: str, port: int) -> None:
-    log.info("query service on http://%s:%d (tokens: %d)", host, port, len(service.tokens))
-    web.run_app(create_app(service), host=host, port=port, print=None,
-                access_log=logging.getLogger("creditbus.query.access"))
+def serve(service: QueryService, sock: socket.socket,
+          tls: ssl.SSLContext | None = None) -> None:
+    """Serve on the bound `sock` (connectors.query.listener.bind), HTTPS with HSTS when `tls`
+    is given, until SIGINT or SIGTERM."""
+    host, port = sock.getsockname()[:2]
+    log.info("query service on %s://%s:%d (tokens: %d)", "https" if tls else "http", host, port,
+             len(service.tokens))
+    web.run_app(create_app(service, hsts=tls is not None), sock=sock, ssl_context=tls,
+                print=None, access_log=logging.getLogger("creditbus.query.access"))

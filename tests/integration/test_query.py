@@ -399,3 +399,92 @@ def test_only_valid_resident_ids_are_masked_in_content() -> None:
     masked = mask_resident_ids(text)
     assert LAWYER_ID not in masked and masked.count(mask_id(LAWYER_ID)) == 2
     assert uscc in masked and not_an_id in masked and "123456789012345678901" in masked
+
+
+# -- listening: HTTPS with HSTS, loopback by default, a taken port ------------------------------
+
+def test_https_with_hsts_when_a_certificate_is_configured(
+        kafka_broker: BrokerState, topic_prefix: str, bus_env: dict[str, str],
+        tmp_path: Path) -> None:
+    """The real `creditbus query` with a certificate: HTTPS only, HSTS on every answer, on
+    127.0.0.1 when no host is given; a client without the CA is refused; queries are audited
+    as over HTTP."""
+    import ssl
+
+    from tests.tls_certs import issue_server_cert, make_ca
+
+    ca = make_ca(tmp_path / "ca")
+    cert = issue_server_cert(ca, tmp_path / "tls")
+    catalog = default_catalog()
+    tokens_file = tmp_path / "tokens.toml"
+    token = add_token(tokens_file, name="信用办", role="office", unit=None, catalog=catalog)
+    port = free_port()
+    env = dict(bus_env, CREDITBUS_DATABASE_URL=f"sqlite:///{tmp_path}/platform.db",
+               CREDITBUS_QUERY_TOKENS=str(tokens_file), CREDITBUS_QUERY_PORT=str(port),
+               CREDITBUS_QUERY_TLS_CERT=str(cert.cert_path),
+               CREDITBUS_QUERY_TLS_KEY=str(cert.key_path))
+    env.pop("CREDITBUS_QUERY_HOST", None)
+    log = tmp_path / "query.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", _ops_module(), "query"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    trusted = ssl.create_default_context(cafile=str(ca.cert_path))
+
+    def call(path: str, context: ssl.SSLContext, scheme: str = "https",
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+        request = urllib.request.Request(f"{scheme}://127.0.0.1:{port}{path}",
+                                         headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+                return answer.status, dict(answer.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers)
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text(errors="replace")
+        try:
+            call("/healthz", trusted)
+            return True
+        except (OSError, urllib.error.URLError):
+            return False
+
+    try:
+        wait_for(up, 60, "the query service over HTTPS")
+        status, headers = call("/healthz", trusted)
+        assert status == 503  # no schema yet; the answer is still HTTPS with HSTS
+        assert headers["Strict-Transport-Security"] == "max-age=31536000"
+        key = "ab" * 32
+        status, headers = call(f"/v1/persons/{key}", trusted, headers={
+            "Authorization": f"Bearer {token}", "X-Query-Purpose": "https test"})
+        assert status in (404, 503) and "Strict-Transport-Security" in headers
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            call("/healthz", ssl.create_default_context())
+        with pytest.raises((OSError, urllib.error.URLError)):  # no plain HTTP on that port
+            call("/healthz", trusted, scheme="http")
+        assert f"query service on https://127.0.0.1:{port}" in log.read_text(errors="replace")
+        records = consume_all(kafka_broker.bootstrap, audit_topic(topic_prefix), expect=1)
+        audited = AuditRecord.from_bytes(records[0].value())
+        assert audited.person_key == key and audited.caller.name == "信用办"
+        assert audited.purpose == "https test"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+
+
+def test_a_taken_port_ends_with_one_clear_line(bus_env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = dict(bus_env, CREDITBUS_DATABASE_URL=f"sqlite:///{tmp_path}/platform.db")
+        done = subprocess.run([sys.executable, "-m", _ops_module(), "query", "--port",
+                               str(port)], env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: " \
+                                  "address already in use"
