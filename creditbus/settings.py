@@ -98,6 +98,8 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting("CREDITBUS_DB_SINK_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
     Setting("CREDITBUS_DB_READER_PASSWORD", "", "Password `db migrate` gives the reader role."),
     Setting("CREDITBUS_DB_READER_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
+    Setting("CREDITBUS_KAFKA_CA_FILE", "(the local secure broker's CA)",
+            "CA certificate (PEM) clients verify the brokers with; TLS when set."),
 )
 
 
@@ -169,6 +171,7 @@ class Settings:
     db_reader_role: str = "creditbus_reader"
     db_sink_password: str = field(default="", repr=False)
     db_reader_password: str = field(default="", repr=False)
+    kafka_ca_file: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -176,13 +179,14 @@ class Settings:
         home = Path(_env("CREDITBUS_HOME", str(_home_default()))).expanduser()
         catalog_dir = _env("CREDITBUS_CATALOG_DIR", "")
         public_key = _env("CREDITBUS_FIELD_PUBLIC_KEY", "").strip()
+        bootstrap = _env("CREDITBUS_BOOTSTRAP", "") or local_bootstrap(home)
         env = _env("CREDITBUS_ENV", "development").strip().lower()
         if env not in ENVIRONMENTS:
             raise SettingsError(f"CREDITBUS_ENV is {env!r}: use one of {', '.join(ENVIRONMENTS)}")
         return cls(
             home=home,
             cache=Path(_env("CREDITBUS_CACHE", str(_cache_default()))).expanduser(),
-            bootstrap=_env("CREDITBUS_BOOTSTRAP", "") or local_bootstrap(home),
+            bootstrap=bootstrap,
             kafka_version=_env("CREDITBUS_KAFKA_VERSION", KAFKA_VERSION),
             kafka_heap=_env("CREDITBUS_KAFKA_HEAP", "512m"),
             topic_prefix=_env("CREDITBUS_TOPIC_PREFIX", "credit"),
@@ -227,6 +231,8 @@ class Settings:
             db_reader_role=_env("CREDITBUS_DB_READER_ROLE", "creditbus_reader").strip(),
             db_sink_password=_secret("CREDITBUS_DB_SINK_PASSWORD", ""),
             db_reader_password=_secret("CREDITBUS_DB_READER_PASSWORD", ""),
+            kafka_ca_file=(_optional_path("CREDITBUS_KAFKA_CA_FILE")
+                           or local_ca_file(home, bootstrap)),
         )
 
     @property
@@ -268,6 +274,17 @@ def settings_markdown() -> str:
 def broker_state_file(home: Path) -> Path:
     """Where `creditbus kafka up` writes the local broker's address for the other commands."""
     return home / "kafka" / "broker.json"
+
+
+def local_ca_file(home: Path, bootstrap: str) -> Path | None:
+    """The CA certificate of the local broker when it runs in secure mode (TLS) and serves
+    `bootstrap`, else None."""
+    try:
+        state = json.loads(broker_state_file(home).read_text())
+        path, served = str(state.get("ca_file") or ""), str(state["bootstrap"])
+    except (OSError, ValueError, AttributeError, KeyError):
+        return None
+    return Path(path) if path and served == bootstrap else None
 
 
 def local_bootstrap(home: Path) -> str:

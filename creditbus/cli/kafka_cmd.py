@@ -1,12 +1,15 @@
-"""`creditbus kafka up | down | status`: the local single-node broker."""
+"""`creditbus kafka up | down | status`: the local single-node broker; `kafka certs`: a CA and
+broker certificates for a cluster of your own (docker-compose.yml)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from creditbus.kafka.local import BrokerError, LocalBroker
+from creditbus.kafka.tls import TlsError, ensure_broker_certificate
 from creditbus.kafka.toolchain import PrerequisiteError
 from creditbus.settings import Settings
 
@@ -17,12 +20,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = actions.add_parser("up", help="start the local broker and wait until it answers")
     up.add_argument(
         "--secure", action="store_true",
-        help="SASL/SCRAM-SHA-512 and ACLs (deny by default; also CREDITBUS_KAFKA_SECURE=true); "
-             "then run `creditbus acl apply`",
+        help="TLS with a local CA, SASL/SCRAM-SHA-512 and ACLs (deny by default; also "
+             "CREDITBUS_KAFKA_SECURE=true); then run `creditbus acl apply`",
     )
     down = actions.add_parser("down", help="stop the local broker")
     down.add_argument("--purge", action="store_true", help="also delete its data")
     actions.add_parser("status", help="show the local broker; exit 3 when it is not running")
+    certs = actions.add_parser(
+        "certs", help="create a CA (once) and a TLS keystore per broker of your own cluster")
+    certs.add_argument("--out", type=Path, required=True,
+                       help="directory of the keystores (<broker>.keystore.pem, 0600) and "
+                            "ca.pem (0644, for the clients)")
+    certs.add_argument("--ca-dir", type=Path, default=None,
+                       help="directory of the CA key (default: --out); keep it off the brokers")
+    certs.add_argument("--broker", action="append", required=True, metavar="NAME",
+                       help="a broker's host name, also its certificate's name (repeatable)")
+    certs.add_argument("--host", action="append", default=[], metavar="NAME",
+                       help="another name or address every broker is reached by (repeatable)")
+    certs.add_argument("--owner", default=None, metavar="UID[:GID]",
+                       help="hand the keystores to this user (the broker's, when run as root)")
+    certs.add_argument("--renew", action="store_true", help="re-issue the broker certificates")
     parser.set_defaults(func=run)
 
 
@@ -42,19 +59,45 @@ def _secure_setting(settings: Settings) -> bool:
 _TRUE = {"1", "true", "yes", "on"}
 
 
+def run_certs(args: argparse.Namespace) -> int:
+    """Keystores for `--broker` names; prints paths and names, never key material."""
+    owner = _owner(args.owner) if args.owner else None
+    try:
+        for broker in args.broker:
+            tls = ensure_broker_certificate(args.out, broker, [broker, *args.host],
+                                            ca_dir=args.ca_dir, renew=args.renew)
+            if owner is not None:
+                os.chown(tls.keystore, *owner)
+            print(f"{broker}: {tls.keystore} ({', '.join([broker, *args.host])})")
+    except (TlsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"CA certificate for the clients (CREDITBUS_KAFKA_CA_FILE): {tls.ca_file}")
+    return 0
+
+
+def _owner(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    return int(uid), int(gid or uid)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.kafka_action == "certs":
+        return run_certs(args)
     settings = Settings.from_env()
     secure = args.kafka_action == "up" and (args.secure or _secure_setting(settings))
     broker = local_broker(settings, secure=secure)
     try:
         if args.kafka_action == "up":
             state = broker.up()
-            mode = " in secure mode (SASL/SCRAM, ACLs)" if state.secure else ""
+            mode = " in secure mode (TLS, SASL/SCRAM, ACLs)" if state.secure else ""
             print(f"Kafka {state.version} is up at {state.bootstrap}{mode} (pid {state.pid}).")
             print(f"Its address is recorded in {broker.state_file}.")
             if state.secure:
-                print(f"The admin password is in {broker.admin_secret} (0600). Create the bus's "
-                      "principals and ACLs with `creditbus acl apply`.")
+                print(f"The admin password is in {broker.admin_secret} (0600); clients verify "
+                      f"the broker with the CA certificate {state.ca_file} (the default "
+                      "CREDITBUS_KAFKA_CA_FILE on this machine). Create the bus's principals "
+                      "and ACLs with `creditbus acl apply`.")
             return 0
         if args.kafka_action == "down":
             stopped = broker.down(purge=args.purge)

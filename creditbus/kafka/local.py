@@ -4,8 +4,10 @@ Layout under `<home>/kafka/`: `server.properties`, `data/` (the log dirs), `brok
 `broker.json` (pid, ports, bootstrap, mode) which the other commands read to find the broker.
 
 Two modes: plaintext (the default, for development and tests) and secure (`secure=True`):
-SASL/SCRAM-SHA-512 on the client listener, the StandardAuthorizer with deny-by-default, and a
-super user `admin` whose generated password is kept in `<home>/kafka/admin.secret` (0600).
+SASL/SCRAM-SHA-512 over TLS (`SASL_SSL`) on the client listener, with a certificate from a local
+CA under `<home>/kafka/tls/` (`creditbus.kafka.tls`); the controller listener over TLS with
+client certificates; the StandardAuthorizer with deny-by-default; and a super user `admin`
+whose generated password is kept in `<home>/kafka/admin.secret` (0600).
 The mode is fixed when the storage is formatted: a secure broker's data is never started
 in plaintext mode (that would switch its ACLs off silently).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from creditbus.kafka.jars import ensure_broker_jars
 from creditbus.kafka.ports import free_port, port_is_free
+from creditbus.kafka.tls import CA_CERT, LOCAL_NAMES, BrokerTls, ensure_broker_certificate
 from creditbus.kafka.toolchain import PrerequisiteError, find_java
 from creditbus.settings import broker_state_file
 
@@ -31,6 +34,10 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 ADMIN_USER = "admin"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
+SECURE_PROTOCOL = "SASL_SSL"
+BROKER_CERT_NAME = "broker"
+"""The common name of the local broker's certificate: `User:CN=broker` on the controller
+listener, where the broker authenticates with that certificate."""
 
 
 class BrokerError(RuntimeError):
@@ -48,7 +55,9 @@ class BrokerState:
     started_at: float
     secure: bool = False
     listener: str = ""
-    """The client listener, e.g. `SASL_PLAINTEXT://127.0.0.1:9092`."""
+    """The client listener, e.g. `SASL_SSL://127.0.0.1:9092`."""
+    ca_file: str = ""
+    """Secure mode: the CA certificate clients verify the broker with."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class LocalBroker:
         self.data = self.dir / "data"
         self.log = self.dir / "broker.log"
         self.admin_secret = admin_secret_file(home)
+        self.tls_dir = tls_dir(home)
 
     # -- public commands -------------------------------------------------------------------
 
@@ -170,20 +180,17 @@ class LocalBroker:
     def _client_auth(self, secure: bool) -> dict[str, str]:
         if not secure:
             return {}
-        return {
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": SCRAM_MECHANISM,
-            "sasl.username": ADMIN_USER,
-            "sasl.password": self._admin_password(create=False),
-        }
+        return _admin_client_config(self.tls_dir / CA_CERT, self._admin_password(create=False))
 
     def _start(self, java: Path, libs: Path, secure: bool = False) -> BrokerState:
         previous = self._read_state()
         port, cport = self._choose_ports(previous)
         self.dir.mkdir(parents=True, exist_ok=True)
         password = self._admin_password(create=not self._formatted()) if secure else None
+        tls = ensure_broker_certificate(self.tls_dir, BROKER_CERT_NAME, LOCAL_NAMES) \
+            if secure else None
         # The secure config holds the admin password (the JAAS line): owner-only.
-        _write_private(self.config, _server_properties(port, cport, self.data, password))
+        _write_private(self.config, _server_properties(port, cport, self.data, password, tls))
         classpath = f"{libs}/*"
         logging_opt = self._logging_option()
         if not self._formatted():
@@ -199,11 +206,12 @@ class LocalBroker:
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        listener = "SASL_PLAINTEXT" if secure else "PLAINTEXT"
+        listener = SECURE_PROTOCOL if secure else "PLAINTEXT"
         return BrokerState(
             pid=proc.pid, port=port, controller_port=cport, bootstrap=f"127.0.0.1:{port}",
             version=self.version, config=str(self.config), started_at=time.time(),
             secure=secure, listener=f"{listener}://127.0.0.1:{port}",
+            ca_file=str(tls.ca_file) if tls else "",
         )
 
     def _logging_option(self) -> str:
@@ -298,8 +306,14 @@ def admin_secret_file(home: Path) -> Path:
     return home / "kafka" / "admin.secret"
 
 
+def tls_dir(home: Path) -> Path:
+    """The local secure broker's CA, certificate and key (0700)."""
+    return home / "kafka" / "tls"
+
+
 def local_admin_config(home: Path, bootstrap: str) -> dict[str, str]:
-    """Super-user client auth of the local secure broker if it serves `bootstrap`, else {}."""
+    """Super-user client settings (TLS and SASL) of the local secure broker if it serves
+    `bootstrap`, else {}."""
     try:
         state = BrokerState(**json.loads(broker_state_file(home).read_text()))
         password = admin_secret_file(home).read_text().strip()
@@ -307,8 +321,15 @@ def local_admin_config(home: Path, bootstrap: str) -> dict[str, str]:
         return {}
     if not state.secure or state.bootstrap != bootstrap or not password:
         return {}
-    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": SCRAM_MECHANISM,
-            "sasl.username": ADMIN_USER, "sasl.password": password}
+    return _admin_client_config(Path(state.ca_file) if state.ca_file else
+                                tls_dir(home) / CA_CERT, password)
+
+
+def _admin_client_config(ca_file: Path, password: str) -> dict[str, str]:
+    return {"security.protocol": SECURE_PROTOCOL, "ssl.ca.location": str(ca_file),
+            "ssl.endpoint.identification.algorithm": "https",
+            "sasl.mechanism": SCRAM_MECHANISM, "sasl.username": ADMIN_USER,
+            "sasl.password": password}
 
 
 def answers(bootstrap: str, timeout: float = 5.0, config: dict[str, str] | None = None) -> bool:
@@ -396,12 +417,17 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _server_properties(
-    port: int, cport: int, data: Path, admin_password: str | None = None
+    port: int, cport: int, data: Path, admin_password: str | None = None,
+    tls: BrokerTls | None = None,
 ) -> str:
     if admin_password is None:
         return _PLAINTEXT_LISTENERS.format(port=port, cport=cport) + _common_properties(data)
+    if tls is None:
+        raise BrokerError("secure mode needs the broker's TLS keystore")
     return (_SECURE_LISTENERS.format(port=port, cport=cport, user=ADMIN_USER,
-                                     password=admin_password, mechanism=SCRAM_MECHANISM)
+                                     password=admin_password, mechanism=SCRAM_MECHANISM,
+                                     keystore=tls.keystore, truststore=tls.ca_file,
+                                     broker=BROKER_CERT_NAME)
             + _common_properties(data))
 
 
@@ -416,31 +442,38 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 """
 
-# Secure mode. Clients (and the broker itself, inter-broker) authenticate with SCRAM-SHA-512 on
-# the SASL_PLAINTEXT listener; without an ACL nothing is allowed. The controller listener stays
-# PLAINTEXT because KRaft controllers cannot use SCRAM (its credentials live in the metadata log
-# the controller serves); the broker reaches the controller there as User:ANONYMOUS, which must
-# therefore be a super user (broker registration and heartbeats need CLUSTER_ACTION). That is
-# only acceptable because the controller listener is bound to 127.0.0.1 on a development
-# machine: anyone who can open that port is a super user. Production clusters protect the
-# controller listener with TLS client certificates or SASL/PLAIN instead (docs/security.md).
+# Secure mode. Clients (and the broker itself, inter-broker) authenticate with SCRAM-SHA-512
+# over TLS on the SASL_SSL listener; without an ACL nothing is allowed. KRaft controllers cannot
+# use SCRAM (its credentials live in the metadata log the controller serves), so the controller
+# listener is TLS with a required client certificate: the broker presents its own certificate
+# (extended key usage clientAuth) and is User:CN=broker there, a super user (registration and
+# heartbeats need CLUSTER_ACTION). No anonymous principal exists. Every TLS peer is verified
+# against the local CA, with hostname verification (the certificate names 127.0.0.1).
 _SECURE_LISTENERS = """# written by creditbus: single-node KRaft broker on loopback, secure mode
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}
+listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=SASL_SSL://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=SASL_PLAINTEXT
-listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location={keystore}
+ssl.truststore.type=PEM
+ssl.truststore.location={truststore}
+ssl.endpoint.identification.algorithm=https
+ssl.enabled.protocols=TLSv1.3,TLSv1.2
+listener.name.controller.ssl.client.auth=required
+ssl.principal.mapping.rules=DEFAULT
 sasl.enabled.mechanisms={mechanism}
 sasl.mechanism.inter.broker.protocol={mechanism}
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\\
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\\
   org.apache.kafka.common.security.scram.ScramLoginModule required \\
   username="{user}" password="{password}";
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
-super.users=User:{user};User:ANONYMOUS
+super.users=User:{user};User:CN={broker}
 """
 
 
@@ -479,6 +512,6 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
 
-__all__ = ["ADMIN_USER", "SCRAM_MECHANISM", "BrokerError", "BrokerState", "BrokerStatus",
-           "LocalBroker", "PrerequisiteError", "admin_secret_file", "answers", "local_admin_config",
-           "wait_until_answering"]
+__all__ = ["ADMIN_USER", "SCRAM_MECHANISM", "SECURE_PROTOCOL", "BrokerError", "BrokerState",
+           "BrokerStatus", "LocalBroker", "PrerequisiteError", "admin_secret_file", "answers",
+           "local_admin_config", "tls_dir", "wait_until_answering"]

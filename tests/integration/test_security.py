@@ -1,8 +1,10 @@
-"""Authenticated units and least-privilege ACLs on a real broker in secure mode.
+"""Encrypted, authenticated units and least-privilege ACLs on a real broker in secure mode.
 
-A second broker of this module's own (not the session's plaintext one) runs with SASL/SCRAM and
-the StandardAuthorizer; `creditbus acl apply` creates the bus's principals, and confluent-kafka
-clients with the generated credentials show what each principal may and may not do.
+A second broker of this module's own (not the session's plaintext one) runs with SASL/SCRAM over
+TLS (`SASL_SSL`, a certificate from its local CA) and the StandardAuthorizer; `creditbus acl
+apply` creates the bus's principals, and confluent-kafka clients with the generated credentials
+and the CA show what each principal may and may not do. Clients without the CA are refused with
+one clear line; the whole bus (publisher, worker, sink, query) runs over TLS.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,8 +36,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from creditbus.identity import person_key
 from creditbus.kafka.local import BrokerState, LocalBroker, answers, local_admin_config
 from creditbus.kafka.ports import free_port
+from creditbus.kafka.tls import certificate_names, ensure_ca
+from creditbus.publish.sample import sample_rows, write_rows
 from creditbus.settings import Settings
 from creditbus.topics import (
     audit_topic,
@@ -55,7 +63,8 @@ args = parser.parse_args(sys.argv[1:])
 sys.exit(args.func(args))
 """
 SECRET_ENV = ("CREDITBUS_BOOTSTRAP", "CREDITBUS_KAFKA_USERNAME", "CREDITBUS_KAFKA_PASSWORD",
-              "CREDITBUS_TOPIC_PREFIX", "CREDITBUS_HOME")
+              "CREDITBUS_TOPIC_PREFIX", "CREDITBUS_HOME", "CREDITBUS_KAFKA_CA_FILE",
+              "CREDITBUS_KAFKA_PASSWORD_FILE", "CREDITBUS_ENV")
 
 
 @dataclass
@@ -70,13 +79,25 @@ class SecureBus:
     outputs: list[str]
     """Everything `acl apply` printed (stdout and stderr), to check that no password shows."""
 
+    @property
+    def ca_file(self) -> str:
+        return self.state.ca_file
+
     def auth(self, user: str, password: str | None = None) -> dict[str, Any]:
         return {
             "bootstrap.servers": self.state.bootstrap,
-            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": user,
+            "security.protocol": "SASL_SSL", "ssl.ca.location": self.ca_file,
+            "ssl.endpoint.identification.algorithm": "https",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
             "sasl.password": self.users[user] if password is None else password,
         }
+
+    def client_env(self, user: str, **extra: str) -> dict[str, str]:
+        """The environment of a bus process running as `user`, verifying the broker with the
+        CA (named explicitly: the process's own CREDITBUS_HOME knows no local broker)."""
+        return dict(self.env, CREDITBUS_BOOTSTRAP=self.state.bootstrap,
+                    CREDITBUS_KAFKA_USERNAME=user, CREDITBUS_KAFKA_PASSWORD=self.users[user],
+                    CREDITBUS_KAFKA_CA_FILE=self.ca_file, **extra)
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.state.bootstrap,
@@ -148,14 +169,26 @@ def consume_as(bus: SecureBus, user: str, topic: str, group: str, *, until: byte
     return values, errors
 
 
-def test_secure_broker_requires_authentication(secure_bus: SecureBus) -> None:
+def test_secure_broker_requires_tls_and_authentication(secure_bus: SecureBus) -> None:
     state = json.loads((secure_bus.home / "kafka" / "broker.json").read_text())
     assert state["secure"] is True
-    assert state["listener"] == f"SASL_PLAINTEXT://{secure_bus.state.bootstrap}"
-    for name in ("admin.secret", "server.properties", "credentials.json"):
-        mode = stat.S_IMODE((secure_bus.home / "kafka" / name).stat().st_mode)
-        assert mode == 0o600, name
-    assert not answers(secure_bus.state.bootstrap, timeout=3.0)  # no credentials: no metadata
+    assert state["listener"] == f"SASL_SSL://{secure_bus.state.bootstrap}"
+    kafka = secure_bus.home / "kafka"
+    assert state["ca_file"] == str(kafka / "tls" / "ca.pem")
+    for name in ("admin.secret", "server.properties", "credentials.json",
+                 "tls/broker.keystore.pem", "tls/ca.key.pem"):
+        assert stat.S_IMODE((kafka / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((kafka / "tls").stat().st_mode) == 0o700
+    assert certificate_names(kafka / "tls" / "broker.keystore.pem") >= {"127.0.0.1"}
+    bootstrap = secure_bus.state.bootstrap
+    assert not answers(bootstrap, timeout=3.0)  # plaintext: no metadata
+    password = secure_bus.users["worker"]
+    assert not answers(bootstrap, timeout=3.0, config={  # SCRAM without TLS: none either
+        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "worker", "sasl.password": password})
+    assert not answers(bootstrap, timeout=3.0, config={  # TLS, CA, no SASL: none either
+        "security.protocol": "SSL", "ssl.ca.location": secure_bus.ca_file})
+    assert answers(bootstrap, timeout=10.0, config=secure_bus.auth("worker"))
     status = subprocess.run(
         [sys.executable, "-m", "creditbus.cli.main", "kafka", "status"], env=secure_bus.env,
         capture_output=True, text=True, timeout=60,
@@ -246,10 +279,61 @@ def test_the_sink_reads_updates_but_cannot_write_raw_topics(secure_bus: SecureBu
     assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
-# -- the whole pipeline with least-privilege principals -------------------------------------------
+# -- clients without the CA ---------------------------------------------------------------------
 
 
-def test_pipeline_with_least_privilege_principals(secure_bus: SecureBus, tmp_path: Path) -> None:
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "creditbus.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_client_without_the_ca_fails_with_one_clear_line(
+    secure_bus: SecureBus, tmp_path: Path
+) -> None:
+    """The worker, the publisher and an admin command, run with a unit's credentials but
+    without the broker's CA (none, or another one), stop at once with one `error:` line."""
+    rows = write_rows(tmp_path / "rows.csv", sample_rows("justice", 3, seed=1))
+    no_ca = secure_bus.client_env("unit-justice", CREDITBUS_HOME=str(tmp_path / "home"),
+                                  CREDITBUS_STATE_DIR=str(tmp_path / "state"))
+    del no_ca["CREDITBUS_KAFKA_CA_FILE"]
+    other_ca, _ = ensure_ca(tmp_path / "other-ca")
+    bootstrap = secure_bus.state.bootstrap
+    cases = [
+        (no_ca, "error: CREDITBUS_KAFKA_CA_FILE is empty: "),
+        (dict(no_ca, CREDITBUS_KAFKA_CA_FILE=str(other_ca)),
+         f"error: the Kafka broker {bootstrap} is not trusted: "),
+    ]
+    for env, first_words in cases:
+        for command in (["topics", "list"], ["worker"],
+                        ["publish", "--unit", "justice", str(rows)]):
+            started = time.monotonic()
+            result = run_cli(env, *command)
+            said = result.stderr.strip().splitlines()
+            assert result.returncode != 0, (command, result.stdout)
+            assert len(said) == 1 and said[0].startswith(first_words), (command, result.stderr)
+            assert "certificate" in said[0] or "CA" in said[0]
+            assert time.monotonic() - started < 30, command  # at once, not after retries
+            assert secure_bus.users["unit-justice"] not in result.stdout + result.stderr
+    # a client that bypasses the project's settings and trusts only the system's CAs is
+    # refused by the TLS handshake itself
+    errors: list[KafkaError] = []
+    auth = {k: v for k, v in secure_bus.auth("unit-justice").items() if k != "ssl.ca.location"}
+    producer = Producer({**auth, "error_cb": errors.append, "log_level": 0})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not errors:
+        producer.poll(0.2)
+    assert errors and "certificate verify failed" in errors[0].str()
+
+
+# -- the whole bus over TLS with least-privilege principals ----------------------------------------
+
+
+def test_the_whole_bus_runs_over_tls_with_least_privilege_principals(
+    secure_bus: SecureBus, tmp_path: Path
+) -> None:
+    """Units (raw producers and `creditbus publish`), the worker, the sink and the query
+    service, each with its own principal, all over SASL_SSL."""
     from tests.streams_data import ScenarioBuilder
 
     # A prefix of its own (ACLs are per prefix; the passwords in the file stay the same).
@@ -258,17 +342,22 @@ def test_pipeline_with_least_privilege_principals(secure_bus: SecureBus, tmp_pat
     applied = acl_cli(env, "apply")
     assert applied.returncode == 0, applied.stderr
     assert json.loads(secure_bus.credentials_file.read_text())["users"] == secure_bus.users
+    bus = SecureBus(secure_bus.broker, secure_bus.state, secure_bus.home, prefix, env,
+                    secure_bus.credentials_file, secure_bus.users, [])
 
     scenario = ScenarioBuilder(prefix, b"test-secret", seed=3).mixed(
         persons=12, bad_fraction=0.0, exact_fraction=0.0, content_fraction=0.0)
-    expected = sum(t.versions for t in scenario.records.values())
-    process_env = dict(env, CREDITBUS_BOOTSTRAP=secure_bus.state.bootstrap,
-                       CREDITBUS_HOME=str(tmp_path / "home"),
-                       CREDITBUS_PERSON_KEY_SECRET="test-secret", CREDITBUS_LOG_LEVEL="WARNING")
+    from_units = sum(t.versions for t in scenario.records.values())
+    # rows the publisher imports: first versions only, so that each is one archive update
+    seen: set[str] = set()
+    rows = [r for r in sample_rows("justice", 30, seed=11) if r["操作(新增/撤销)"] == "新增"
+            and not (r["记录编号"] in seen or seen.add(r["记录编号"]))]
+    expected = from_units + len(rows)
+    home = tmp_path / "home"
 
     def principal_env(user: str, **extra: str) -> dict[str, str]:
-        return dict(process_env, CREDITBUS_KAFKA_USERNAME=user,
-                    CREDITBUS_KAFKA_PASSWORD=secure_bus.users[user], **extra)
+        return bus.client_env(user, CREDITBUS_HOME=str(home), CREDITBUS_LOG_LEVEL="WARNING",
+                              CREDITBUS_PERSON_KEY_SECRET="test-secret", **extra)
 
     worker_log = open(tmp_path / "worker.log", "wb")  # closed in the finally below
     worker = subprocess.Popen(
@@ -278,6 +367,7 @@ def test_pipeline_with_least_privilege_principals(secure_bus: SecureBus, tmp_pat
                           CREDITBUS_WORKER_METRICS_PORT=str(free_port())),
         stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    query: subprocess.Popen[bytes] | None = None
     try:
         by_unit: dict[str, list[tuple[str, bytes | None, bytes]]] = {}
         for topic, key, value in scenario.messages:
@@ -285,34 +375,85 @@ def test_pipeline_with_least_privilege_principals(secure_bus: SecureBus, tmp_pat
                 (topic, key, value))
         failed: list[KafkaError] = []
         for unit, messages in by_unit.items():
-            producer = Producer({**secure_bus.auth(f"unit-{unit}"), "enable.idempotence": True})
+            producer = Producer({**bus.auth(f"unit-{unit}"), "enable.idempotence": True})
             for topic, key, value in messages:
                 producer.produce(topic, value, key,
                                  on_delivery=lambda err, _m: err and failed.append(err))
             assert producer.flush(30) == 0
         assert failed == []
-        updates = _count(secure_bus, updates_topic(prefix), expected, timeout=120,
+        published = run_cli(principal_env("unit-justice"), "publish", "--unit", "justice",
+                            str(write_rows(tmp_path / "justice.csv", rows)))
+        assert published.returncode == 0, published.stdout[-2000:] + published.stderr[-2000:]
+
+        updates = _count(bus, updates_topic(prefix), expected, timeout=180,
                          alive=lambda: worker.poll() is None)
         assert updates == expected, (tmp_path / "worker.log").read_text()[-3000:]
 
         database = tmp_path / "platform.db"
+        url = f"sqlite:///{database}"
         sink = subprocess.run(
             [sys.executable, "-m", "creditbus.cli.main", "sink", "--until-idle", "10"],
-            env=principal_env("sink", CREDITBUS_DATABASE_URL=f"sqlite:///{database}",
+            env=principal_env("sink", CREDITBUS_DATABASE_URL=url,
                               CREDITBUS_SINK_METRICS_PORT=str(free_port())),
             capture_output=True, text=True, timeout=180,
         )
         assert sink.returncode == 0, sink.stdout[-2000:] + sink.stderr[-2000:]
         with sqlite3.connect(database) as db:
             assert db.execute("SELECT count(*) FROM cb_update_log").fetchone()[0] == expected
+
+        # the query service answers from the platform DB and audits over TLS as `query`
+        tokens = tmp_path / "query-tokens.toml"
+        query_env = principal_env("query", CREDITBUS_DATABASE_URL=url,
+                                  CREDITBUS_QUERY_TOKENS=str(tokens),
+                                  CREDITBUS_QUERY_PORT=str(free_port()))
+        added = subprocess.run(
+            [sys.executable, "-m", "connectors.ops_cli", "query", "token", "add", "--role",
+             "office", "--name", "信用办"], env=query_env, capture_output=True, text=True,
+            timeout=60)
+        assert added.returncode == 0, added.stderr
+        token = added.stdout.strip()
+        query = subprocess.Popen(
+            [sys.executable, "-m", "connectors.ops_cli", "query", "--host", "127.0.0.1"],
+            env=query_env, stdout=open(tmp_path / "query.log", "wb"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        person = person_key(rows[0]["身份证号码"], b"test-secret")
+        reply = _ask(f"http://127.0.0.1:{query_env['CREDITBUS_QUERY_PORT']}/v1/persons/{person}",
+                     token, alive=lambda: query is not None and query.poll() is None,
+                     log=tmp_path / "query.log")
+        assert rows[0]["记录编号"] in {r["record_id"] for r in reply["records"]}
+        audited = _count(bus, audit_topic(prefix), 1, timeout=60, alive=lambda: True)
+        assert audited == 1
     finally:
-        worker.terminate()
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(30)
+        for proc in (worker, query):
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
         worker_log.close()
+
+
+def _ask(url: str, token: str, alive: Callable[[], bool], log: Path,
+         timeout: float = 60) -> dict[str, Any]:
+    """GET `url` as the office once the service answers; the JSON reply."""
+    request = urllib.request.Request(url, headers={
+        "Authorization": f"Bearer {token}",
+        "X-Query-Purpose": urllib.parse.quote("安全测试")})
+    deadline = time.monotonic() + timeout
+    while True:
+        assert alive(), log.read_text(errors="replace")[-3000:]
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{exc.code}: {exc.read()[:500]!r}") from None
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _count(bus: SecureBus, topic: str, expect: int, timeout: float,

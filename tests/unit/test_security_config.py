@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import ssl
 import stat
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,48 +18,165 @@ from creditbus.cli import acl_cmd, keys_cmd
 from creditbus.kafka.clientconf import (
     ClientConfigError,
     aiokafka_kwargs,
+    confluent_auth,
     confluent_config,
     faust_broker_kwargs,
 )
 from creditbus.kafka.local import _server_properties, local_admin_config
+from creditbus.kafka.tls import (
+    LOCAL_NAMES,
+    BrokerTls,
+    certificate_names,
+    ensure_broker_certificate,
+    ensure_ca,
+)
 from creditbus.security.acl import CredentialStore, Grant, plan_principals
 from creditbus.topics import worker_app_id
 
 
-def settings(**fields: str) -> SimpleNamespace:
-    return SimpleNamespace(bootstrap="k1:9092,k2:9092", **fields)
+def settings(bootstrap: str = "127.0.0.1:9092,localhost:9093", **fields: object
+             ) -> SimpleNamespace:
+    return SimpleNamespace(bootstrap=bootstrap, **fields)
 
 
-def test_no_credentials_means_plaintext() -> None:
-    assert confluent_config(settings()) == {"bootstrap.servers": "k1:9092,k2:9092"}
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> BrokerTls:
+    """A CA and a certificate for a broker on 127.0.0.1."""
+    return ensure_broker_certificate(tmp_path_factory.mktemp("tls") / "tls", "broker",
+                                     LOCAL_NAMES)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_no_credentials_means_plaintext_on_loopback_only() -> None:
+    assert confluent_auth(settings()) == {}
     assert faust_broker_kwargs(settings()) == {}
-    assert confluent_config(settings(kafka_username="", kafka_password="")) == {
-        "bootstrap.servers": "k1:9092,k2:9092"}
+    assert confluent_auth(settings("[::1]:9092", kafka_username="", kafka_password="")) == {}
+    with pytest.raises(ClientConfigError, match="plaintext Kafka is for loopback development"):
+        confluent_config(settings("127.0.0.1:9092,kafka-2:9092"))
+    with pytest.raises(ClientConfigError, match="kafka-1 is not loopback"):
+        faust_broker_kwargs(settings("kafka-1:9092"))
 
 
-def test_scram_credentials() -> None:
-    s = settings(kafka_username="worker", kafka_password="pw")
+def test_credentials_are_never_sent_without_tls() -> None:
+    with pytest.raises(ClientConfigError, match=r"^CREDITBUS_KAFKA_CA_FILE is empty"):
+        confluent_config(settings(kafka_username="worker", kafka_password="pw"))
+
+
+def test_scram_over_tls(ca: BrokerTls) -> None:
+    bootstrap = f"127.0.0.1:{closed_port()}"  # nothing answers: the preflight lets it pass
+    s = settings(bootstrap, kafka_username="worker", kafka_password="pw",
+                 kafka_ca_file=ca.ca_file)
     conf = confluent_config(s, **{"group.id": "g", "enable.auto.commit": False})
+    conf.pop("logger")  # librdkafka's lines through Python logging (clientlog)
     assert conf == {
-        "bootstrap.servers": "k1:9092,k2:9092", "security.protocol": "SASL_PLAINTEXT",
+        "bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(ca.ca_file), "ssl.endpoint.identification.algorithm": "https",
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "worker", "sasl.password": "pw",
         "group.id": "g", "enable.auto.commit": False,
     }
     credentials = faust_broker_kwargs(s)["broker_credentials"]
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    assert credentials_to_aiokafka_auth(credentials) == {
-        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "worker", "sasl_plain_password": "pw", "ssl_context": None,
-    }
+    auth = credentials_to_aiokafka_auth(credentials)
+    context = auth.pop("ssl_context")
+    assert auth == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                    "sasl_plain_username": "worker", "sasl_plain_password": "pw"}
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
     assert "pw" not in repr(credentials)
-    assert aiokafka_kwargs(s)["sasl_mechanism"] == "SCRAM-SHA-512"
+    kwargs = aiokafka_kwargs(s)
+    assert kwargs["security_protocol"] == "SASL_SSL" and kwargs["ssl_context"].check_hostname
+
+
+def test_a_ca_without_credentials_means_tls_without_sasl(ca: BrokerTls) -> None:
+    s = settings(f"127.0.0.1:{closed_port()}", kafka_ca_file=ca.ca_file)
+    auth = confluent_config(s)
+    assert auth["security.protocol"] == "SSL" and "sasl.username" not in auth
+    credentials = faust_broker_kwargs(s)["broker_credentials"]
+    assert type(credentials).__name__ == "SSLCredentials"
+
+
+def test_a_ca_file_must_hold_a_certificate(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    for path in (tmp_path / "ca.pem", tmp_path / "missing.pem"):
+        with pytest.raises(ClientConfigError, match=r"^CREDITBUS_KAFKA_CA_FILE: "):
+            confluent_config(settings(kafka_ca_file=path))
+
+
+def test_a_broker_the_ca_does_not_vouch_for_is_refused_at_once(
+    ca: BrokerTls, tmp_path: Path
+) -> None:
+    """A real TLS server with the broker's certificate: trusted with its CA, refused in one
+    line with another CA."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(ca.keystore)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with server.wrap_socket(conn, server_side=True):
+                    pass
+            except (OSError, ssl.SSLError):
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        other_ca, _ = ensure_ca(tmp_path / "other")
+        bootstrap = f"127.0.0.1:{port}"
+        with pytest.raises(ClientConfigError) as refused:
+            confluent_config(settings(bootstrap, kafka_username="u", kafka_password="p",
+                                      kafka_ca_file=other_ca))
+        message = str(refused.value)
+        assert "\n" not in message
+        assert message.startswith(f"the Kafka broker {bootstrap} is not trusted: ")
+        assert "CREDITBUS_KAFKA_CA_FILE" in message
+        conf = confluent_config(settings(bootstrap, kafka_username="u", kafka_password="p",
+                                         kafka_ca_file=ca.ca_file))
+        assert conf["security.protocol"] == "SASL_SSL"
+    finally:
+        listener.close()
 
 
 @pytest.mark.parametrize("fields", [{"kafka_username": "worker"}, {"kafka_password": "pw"}])
 def test_half_configured_credentials_are_refused(fields: dict[str, str]) -> None:
     with pytest.raises(ClientConfigError):
         confluent_config(settings(**fields))
+
+
+def test_broker_certificate(ca: BrokerTls, tmp_path: Path) -> None:
+    tls_dir = ca.keystore.parent
+    assert stat.S_IMODE(tls_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(ca.keystore.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tls_dir / "ca.key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE(ca.ca_file.stat().st_mode) == 0o644
+    assert certificate_names(ca.keystore) == {"127.0.0.1", "::1", "localhost"}
+    # the keystore is the key, the broker's certificate and the CA's, in that order
+    text = ca.keystore.read_text()
+    assert text.startswith("-----BEGIN PRIVATE KEY-----")
+    assert text.count("BEGIN CERTIFICATE") == 2
+    # reused while valid; re-issued by the same CA when the names change
+    again = ensure_broker_certificate(tls_dir, "broker", LOCAL_NAMES)
+    assert again.keystore.read_text() == text
+    renamed = ensure_broker_certificate(tls_dir, "broker", ["kafka-1", "localhost"])
+    assert certificate_names(renamed.keystore) == {"kafka-1", "localhost"}
+    assert renamed.ca_file.read_bytes() == ca.ca_file.read_bytes()
+    ensure_broker_certificate(tls_dir, "broker", LOCAL_NAMES)  # back, for the other tests
+    # a separate CA directory: only the CA certificate is copied next to the keystores
+    split = ensure_broker_certificate(tmp_path / "out", "kafka-1", ["kafka-1"],
+                                      ca_dir=tmp_path / "ca")
+    assert split.ca_file == tmp_path / "out" / "ca.pem"
+    assert not (tmp_path / "out" / "ca.key.pem").exists()
+    assert (tmp_path / "ca" / "ca.key.pem").is_file()
 
 
 def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
@@ -94,34 +214,40 @@ def test_credentials_file_is_private(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["mechanism"] == "SCRAM-SHA-512"
 
 
-def test_secure_broker_properties() -> None:
-    props = _server_properties(9092, 9093, Path("/data"), "s3cret")
+def test_secure_broker_properties(ca: BrokerTls) -> None:
+    props = _server_properties(9092, 9093, Path("/data"), "s3cret", ca)
     lines = dict(line.split("=", 1) for line in props.replace("\\\n", "").splitlines()
                  if "=" in line and not line.startswith("#"))
-    assert lines["listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
-    assert lines["listener.security.protocol.map"] == \
-        "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
-    assert lines["inter.broker.listener.name"] == "SASL_PLAINTEXT"
+    assert lines["listeners"] == "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert lines["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+    assert lines["inter.broker.listener.name"] == "SASL_SSL"
+    assert lines["listener.name.controller.ssl.client.auth"] == "required"
+    assert (lines["ssl.keystore.type"], lines["ssl.truststore.type"]) == ("PEM", "PEM")
+    assert lines["ssl.keystore.location"] == str(ca.keystore)
+    assert lines["ssl.truststore.location"] == str(ca.ca_file)
+    assert lines["ssl.endpoint.identification.algorithm"] == "https"
     assert lines["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert lines["authorizer.class.name"] == \
         "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert lines["allow.everyone.if.no.acl.found"] == "false"
-    assert lines["super.users"] == "User:admin;User:ANONYMOUS"
+    assert lines["super.users"] == "User:admin;User:CN=broker"  # no ANONYMOUS super user
     assert 'username="admin" password="s3cret";' in lines[
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
     plain = _server_properties(9092, 9093, Path("/data"))
-    assert "SASL" not in plain and "authorizer" not in plain
+    assert "SASL" not in plain and "authorizer" not in plain and "ssl" not in plain
 
 
 def test_local_admin_config_only_for_the_local_secure_broker(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     state = {"pid": 1, "port": 9092, "controller_port": 9093, "bootstrap": "127.0.0.1:9092",
              "version": "3.9.1", "config": "x", "started_at": 0.0, "secure": True,
-             "listener": "SASL_PLAINTEXT://127.0.0.1:9092"}
+             "listener": "SASL_SSL://127.0.0.1:9092", "ca_file": "/ca.pem"}
     (tmp_path / "kafka" / "broker.json").write_text(json.dumps(state))
     assert local_admin_config(tmp_path, "127.0.0.1:9092") == {}  # no admin.secret
     (tmp_path / "kafka" / "admin.secret").write_text("pw\n")
-    assert local_admin_config(tmp_path, "127.0.0.1:9092")["sasl.password"] == "pw"
+    admin = local_admin_config(tmp_path, "127.0.0.1:9092")
+    assert admin["sasl.password"] == "pw" and admin["security.protocol"] == "SASL_SSL"
+    assert admin["ssl.ca.location"] == "/ca.pem"
     assert local_admin_config(tmp_path, "kafka-1:9092") == {}  # another cluster
     state["secure"] = False
     (tmp_path / "kafka" / "broker.json").write_text(json.dumps(state))
