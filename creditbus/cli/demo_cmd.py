@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from creditbus.catalog import default_catalog
+from creditbus.kafka.clientconf import confluent_auth
 from creditbus.kafka.lag import group_lag
 from creditbus.kafka.local import BrokerError, LocalBroker
 from creditbus.kafka.toolchain import PrerequisiteError
@@ -126,7 +127,7 @@ def _wait_for_worker(worker: subprocess.Popen[bytes], bootstrap: str, settings: 
             tail = log.read_text(errors="replace").splitlines()[-15:]
             print("error: the worker stopped:\n" + "\n".join(tail), file=sys.stderr)
             return False
-        lag = group_lag(bootstrap, group, topics)
+        lag = group_lag(bootstrap, group, topics, auth=confluent_auth(settings))
         if lag == 0:
             return True
         print(f"  {lag:,} messages still to process", flush=True)
