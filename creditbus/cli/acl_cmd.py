@@ -8,6 +8,7 @@ is read from `<home>/kafka/admin.secret`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="give this principal a new password (repeatable)",
     )
     apply.add_argument(
+        "--password-from-env", action="append", default=[], metavar="PRINCIPAL=VARIABLE",
+        help="give PRINCIPAL the password in environment variable VARIABLE instead of a "
+             "generated one (repeatable; e.g. worker=KAFKA_WORKER_PASSWORD)",
+    )
+    apply.add_argument(
         "--no-topics", action="store_true",
         help="do not create the bus's topics (by default they are ensured with admin rights)",
     )
@@ -86,6 +92,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def passwords_from_env(pairs: list[str]) -> dict[str, str]:
+    """`PRINCIPAL=VARIABLE` pairs -> {principal: the variable's value}; AclError (naming the
+    variable, never its value) when one is malformed, unset or too short."""
+    given: dict[str, str] = {}
+    for pair in pairs:
+        principal, sep, variable = pair.partition("=")
+        if not sep or not principal or not variable:
+            raise AclError(f"--password-from-env takes PRINCIPAL=VARIABLE, not {pair!r}")
+        value = os.environ.get(variable, "")
+        if len(value) < MIN_PASSWORD_LENGTH:
+            raise AclError(f"{variable} (the password of {principal}) is unset or shorter "
+                           f"than {MIN_PASSWORD_LENGTH} characters")
+        given[principal] = value
+    return given
+
+
+MIN_PASSWORD_LENGTH = 24
+
+
 def _apply(args: argparse.Namespace, settings: Settings, admin: AdminClient) -> int:
     catalog = default_catalog(settings.catalog_dir)
     units = [u.code for u in catalog.units]
@@ -97,7 +122,7 @@ def _apply(args: argparse.Namespace, settings: Settings, admin: AdminClient) -> 
     path = args.out or default_credentials_file(settings)
     store = CredentialStore.load(path)
     result = apply_plan(admin, plan_principals(prefix, units), store, prefix=prefix,
-                        rotate=args.rotate)
+                        rotate=args.rotate, given=passwords_from_env(args.password_from_env))
     print(f"users: {len(result.users_created)} created, {len(result.users_reset)} given a new "
           f"password, {len(result.users_kept)} unchanged")
     for name in result.users_reset:

@@ -262,12 +262,17 @@ def _owned(grant: Grant, prefix: str) -> bool:
 
 def apply_plan(
     admin: AdminClient, plans: list[PrincipalPlan], store: CredentialStore, *, prefix: str,
-    rotate: Iterable[str] = (), timeout: float = 30.0,
+    rotate: Iterable[str] = (), given: Mapping[str, str] | None = None, timeout: float = 30.0,
 ) -> ApplyResult:
-    """Converge users and ACLs to `plans`; passwords go to `store` before the cluster."""
+    """Converge users and ACLs to `plans`; passwords go to `store` before the cluster.
+
+    `given`: principal -> the password the deployment chose for it (e.g. from its secrets
+    file); such a principal gets exactly that password, set again whenever it changes.
+    """
     result = ApplyResult()
     rotate = set(rotate)
-    unknown = rotate - {p.name for p in plans}
+    given = dict(given or {})
+    unknown = (rotate | set(given)) - {p.name for p in plans}
     if unknown:
         raise AclError(f"not a principal of this bus: {', '.join(sorted(unknown))}")
     existing_users = scram_users(admin, timeout)
@@ -275,7 +280,14 @@ def apply_plan(
     for plan in plans:
         has_scram = MECHANISM in existing_users.get(plan.name, [])
         known = plan.name in store.users
-        if plan.name in rotate or (has_scram and not known):
+        chosen = given.get(plan.name)
+        if chosen is not None and (not has_scram or store.users.get(plan.name) != chosen):
+            store.users[plan.name] = chosen
+            (result.users_reset if has_scram else result.users_created).append(plan.name)
+            upserts.append(plan.name)
+        elif chosen is not None:
+            result.users_kept.append(plan.name)
+        elif plan.name in rotate or (has_scram and not known):
             store.users[plan.name] = new_password()
             result.users_reset.append(plan.name)
             upserts.append(plan.name)

@@ -475,3 +475,26 @@ def _count(bus: SecureBus, topic: str, expect: int, timeout: float,
     finally:
         consumer.close()
     return seen
+
+
+def test_acl_apply_sets_the_passwords_the_deployment_chose(secure_bus: SecureBus) -> None:
+    """`--password-from-env` (docker-compose's kafka-setup): the principal gets exactly that
+    password, applying again changes nothing, a new value replaces the old one."""
+    chosen = uuid.uuid4().hex + uuid.uuid4().hex
+    original = secure_bus.users["query"]
+    try:
+        env = dict(secure_bus.env, QUERY_PW=chosen)
+        first = acl_cli(env, "apply", "--no-topics", "--password-from-env", "query=QUERY_PW")
+        assert first.returncode == 0, first.stderr
+        assert "new password: query" in first.stdout and chosen not in first.stdout
+        again = acl_cli(env, "apply", "--no-topics", "--password-from-env", "query=QUERY_PW")
+        assert "nothing changed" in again.stdout
+        assert not answers(secure_bus.state.bootstrap, timeout=3.0,
+                           config=secure_bus.auth("query"))  # the old password: refused
+        secure_bus.users["query"] = chosen
+        assert produce_as(secure_bus, "query", audit_topic(secure_bus.prefix)) is None
+    finally:  # the other tests' password back, by the same route
+        restored = acl_cli(dict(secure_bus.env, QUERY_PW=original), "apply", "--no-topics",
+                           "--password-from-env", "query=QUERY_PW")
+        secure_bus.users["query"] = original
+        assert restored.returncode == 0, restored.stderr

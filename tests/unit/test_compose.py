@@ -1,12 +1,17 @@
 """The production-like topology is consistent: docker-compose.yml, the Dockerfile, the Prometheus
-and Grafana files under deploy/, docs/metrics.md, the settings and the CLI agree with each other.
+and Grafana files under deploy/, docs/metrics.md, the settings and the CLI agree with each other,
+and it is secure by default: every Kafka listener encrypted and authenticated, every process
+its own principal of the catalog's ACL plan, every client verifying the brokers' CA, every
+secret from the uncommitted deploy/secrets.env.
 
-No Docker engine is needed (nor started): the files are parsed and cross-checked.
+No Docker engine is needed (nor started): the files are parsed, rendered with the example
+secrets file and cross-checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import tomllib
@@ -31,8 +36,15 @@ DASHBOARD_FILE = ROOT / "deploy" / "grafana" / "dashboards" / "creditbus.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
-APP_SERVICES = ("topics", "worker", "sink", "query")
-EXPECTED_SERVICES = {*KAFKA_NODES, *APP_SERVICES, "postgres", "prometheus", "grafana"}
+APP_SERVICES = ("kafka-setup", "worker", "sink", "query")
+PROCESS_SERVICES = ("worker", "sink", "query")
+"""The long-running processes: each its own Kafka principal."""
+ONE_SHOT_SERVICES = ("kafka-certs", *(f"{node}-format" for node in KAFKA_NODES))
+EXPECTED_SERVICES = {*KAFKA_NODES, *APP_SERVICES, *ONE_SHOT_SERVICES, "postgres", "prometheus",
+                     "grafana"}
+SECRETS_EXAMPLE = ROOT / "deploy" / "secrets.env.example"
+SECRETS_FILE = "deploy/secrets.env"
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 # service -> the setting holding the port its /metrics is served on (and the Prometheus job)
 METRICS_PORT_SETTING = {
     "worker": "CREDITBUS_WORKER_METRICS_PORT",
@@ -259,9 +271,12 @@ def test_depends_on_names_existing_services(services: dict[str, Any]) -> None:
 
 def test_app_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
     for node in KAFKA_NODES:
-        assert depends_on(services["topics"]).get(node) == "service_healthy"
-    for name in ("worker", "sink", "query"):
-        assert depends_on(services[name]).get("topics") == "service_completed_successfully"
+        assert depends_on(services["kafka-setup"]).get(node) == "service_healthy"
+        assert depends_on(services[node]).get("kafka-certs") == "service_completed_successfully"
+        assert depends_on(services[node]).get(f"{node}-format") == \
+            "service_completed_successfully"
+    for name in PROCESS_SERVICES:
+        assert depends_on(services[name]).get("kafka-setup") == "service_completed_successfully"
     assert depends_on(services["sink"]).get("postgres") == "service_healthy"
     assert services["worker"]["deploy"]["replicas"] == 2
 
@@ -425,6 +440,224 @@ def test_bootstrap_names_the_kafka_listeners(services: dict[str, Any]) -> None:
         assert named == internal, f"{app} bootstraps from {named}, the brokers are {internal}"
 
 
+# --- security: TLS, principals, ACLs, secrets ----------------------------------------------------
+
+
+def example_secrets() -> dict[str, str]:
+    """The variables of deploy/secrets.env.example (name -> value as committed)."""
+    pairs = {}
+    for line in SECRETS_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def render(value: str, secrets: dict[str, str]) -> str:
+    """Compose's interpolation of one value with `secrets` (as `--env-file` would give them)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        found = secrets.get(name, "")
+        if op in (":?", "?") and not found:
+            raise AssertionError(f"{name} is required: {arg}")
+        if op in (":-", "-") and not found:
+            return arg
+        return found
+
+    return INTERPOLATION.sub(one, value).replace("$$", "$")
+
+
+@pytest.fixture(scope="module")
+def secrets() -> dict[str, str]:
+    """A filled-in secrets file: every example variable with a distinct test value."""
+    return {name: f"test-{name.lower().replace('_', '-')}-0123456789abcdef"
+            for name in example_secrets()} | {"KAFKA_EXTERNAL_HOST": "bus.example.org"}
+
+
+@pytest.fixture(scope="module")
+def rendered(services: dict[str, Any], secrets: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Every service's environment, rendered with the filled-in secrets file."""
+    return {name: {k: render(v, secrets) for k, v in environment(service).items()}
+            for name, service in services.items()}
+
+
+def jaas_username(jaas: str) -> str | None:
+    found = re.search(r'username="([^"]*)"', jaas)
+    return found.group(1) if found else None
+
+
+def test_secrets_come_from_the_uncommitted_env_file(services: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    required = {m.group(1) for m in INTERPOLATION.finditer(text) if m.group(2) in (":?", "?")}
+    example = example_secrets()
+    assert required <= set(example), \
+        f"not in {SECRETS_EXAMPLE.name}: {sorted(required - set(example))}"
+    assert all(value == "" for value in example.values()), "the example holds no secret"
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert SECRETS_FILE in ignored and ".env" in ignored
+    assert SECRETS_FILE in text and f"--env-file {SECRETS_FILE}" in text
+    # no secret is written into the file itself: passwords and keys are interpolated
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if re.search(r"PASSWORD|SECRET", key) and not key.endswith("_FILE"):
+                assert INTERPOLATION.search(value), f"{name}: {key} is not from the secrets"
+        for key, value in environment(service).items():
+            if key.endswith("JAAS_CONFIG") and "password=" in value:
+                assert 'password="${' in value, f"{name}: {key} holds a literal password"
+
+
+def test_every_kafka_listener_is_encrypted_and_authenticated(
+    rendered: dict[str, dict[str, str]]
+) -> None:
+    from creditbus.kafka.clientconf import SCRAM_MECHANISM
+
+    for node in KAFKA_NODES:
+        env = rendered[node]
+        protocols = dict(item.split(":") for item in
+                         env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+        own = listeners(env["KAFKA_LISTENERS"])
+        assert set(own) == set(protocols), f"{node}: listeners without a protocol"
+        controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+        inter = env["KAFKA_INTER_BROKER_LISTENER_NAME"]
+        for name, protocol in protocols.items():
+            # the image expects JKS variables of its own when a listener is named *SSL*
+            assert "SSL" not in name, f"{node}: listener name {name}"
+            assert protocol in ("SSL", "SASL_SSL"), f"{node}: {name} is {protocol}"
+            if name == controller:
+                assert protocol == "SASL_SSL" or env.get(
+                    f"KAFKA_LISTENER_NAME_{name}_SSL_CLIENT_AUTH") == "required", \
+                    f"{node}: the controller listener does not authenticate its peers"
+            else:  # clients and brokers: SCRAM over TLS
+                assert protocol == "SASL_SSL", f"{node}: {name} is {protocol}"
+                key = f"KAFKA_LISTENER_NAME_{name}_SCRAM___SHA___512_SASL_JAAS_CONFIG"
+                assert "ScramLoginModule required" in env[key], f"{node}: {key}"
+        assert protocols[inter] == "SASL_SSL"
+        assert jaas_username(env[f"KAFKA_LISTENER_NAME_{inter}_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+                             ) == "admin", f"{node}: brokers authenticate to each other as admin"
+        assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == SCRAM_MECHANISM
+        assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == SCRAM_MECHANISM
+        assert (env["KAFKA_SSL_KEYSTORE_TYPE"], env["KAFKA_SSL_TRUSTSTORE_TYPE"]) == ("PEM", "PEM")
+        assert env["KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM"] == "https"
+        assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == \
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+        assert "SSL://" not in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_every_node_has_a_certificate_for_the_names_it_is_reached_by(
+    services: dict[str, Any], rendered: dict[str, dict[str, str]], secrets: dict[str, str]
+) -> None:
+    from creditbus.kafka.tls import CA_CERT
+
+    certs = services["kafka-certs"]
+    argv = [render(a, secrets) for a in command_argv(certs)]
+    options: dict[str, list[str]] = {}
+    for flag, value in zip(argv[2::2], argv[3::2], strict=True):
+        options.setdefault(flag, []).append(value)
+    mounts = dict((t, s) for s, t in volume_mounts(certs))
+    out_volume, ca_volume = mounts[options["--out"][0]], mounts[options["--ca-dir"][0]]
+    assert out_volume != ca_volume, "the CA key stays out of the volume the nodes mount"
+    super_users = set()
+    for node in KAFKA_NODES:
+        env = rendered[node]
+        hostname = services[node].get("hostname", node)
+        assert hostname in options["--broker"], f"no certificate for {hostname}"
+        # the certificate names every host clients are told to connect to
+        names = {hostname, *options.get("--host", [])}
+        advertised = {host for host, _ in listeners(env["KAFKA_ADVERTISED_LISTENERS"]).values()}
+        assert advertised <= names, f"{node} advertises {advertised - names}, not certified"
+        node_mounts = dict((t, s) for s, t in volume_mounts(services[node]))
+        keystore = Path(env["KAFKA_SSL_KEYSTORE_LOCATION"])
+        truststore = Path(env["KAFKA_SSL_TRUSTSTORE_LOCATION"])
+        assert keystore.name == f"{hostname}.keystore.pem" and truststore.name == CA_CERT
+        assert node_mounts.get(str(keystore.parent)) == out_volume
+        assert node_mounts.get(str(truststore.parent)) == out_volume
+        assert ca_volume not in node_mounts.values()
+        super_users = set(env["KAFKA_SUPER_USERS"].split(";"))
+        # the controllers know the nodes by their certificates (User:CN=<name>)
+        assert {f"User:CN={services[n].get('hostname', n)}" for n in KAFKA_NODES} | {
+            "User:admin"} == super_users, f"{node}: super users {super_users}"
+
+
+def test_every_process_is_its_own_principal_of_the_acl_plan(
+    services: dict[str, Any], rendered: dict[str, dict[str, str]]
+) -> None:
+    from creditbus.catalog import default_catalog
+    from creditbus.security.acl import plan_principals
+    from creditbus.topics import worker_app_id
+
+    setup = rendered["kafka-setup"]
+    prefix = setup["CREDITBUS_TOPIC_PREFIX"]
+    assert "CREDITBUS_CATALOG_DIR" not in setup  # the plan is the default catalog's
+    plans = {p.name: p for p in plan_principals(
+        prefix, [u.code for u in default_catalog().units])}
+    # kafka-setup runs as the super user and gives each process the password it runs with
+    admin_env = setup["CREDITBUS_KAFKA_USERNAME"], setup["CREDITBUS_KAFKA_PASSWORD"]
+    node = rendered[KAFKA_NODES[0]]
+    assert admin_env[0] == "admin" and f"User:{admin_env[0]}" in node["KAFKA_SUPER_USERS"]
+    assert f'password="{admin_env[1]}"' in node[
+        f"KAFKA_LISTENER_NAME_{node['KAFKA_INTER_BROKER_LISTENER_NAME']}"
+        "_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
+    argv = command_argv(services["kafka-setup"])
+    chosen = dict(pair.split("=", 1) for flag, pair in itertools.pairwise(argv)
+                  if flag == "--password-from-env")
+    users = {}
+    for name in PROCESS_SERVICES:
+        env = rendered[name]
+        user = env["CREDITBUS_KAFKA_USERNAME"]
+        assert user in plans and plans[user].role == name, f"{name} runs as {user}"
+        assert user in chosen, f"kafka-setup does not set {user}'s password"
+        assert setup[chosen[user]] == env["CREDITBUS_KAFKA_PASSWORD"], f"{user}'s password"
+        assert env["CREDITBUS_TOPIC_PREFIX"] == prefix
+        users[name] = user
+    assert len(set(users.values())) == len(users), "one user per process"
+    assert len({rendered[n]["CREDITBUS_KAFKA_PASSWORD"] for n in PROCESS_SERVICES}) == len(users)
+    assert set(chosen) == set(users.values())
+    # the ACLs cover what each process does with its defaults: the worker's consumer group,
+    # the sink's default group (`creditbus sink` without --group), the query's audit topic
+    groups = {name: {g.name for g in plans[user].grants if g.resource == "GROUP"}
+              for name, user in users.items()}
+    assert worker_app_id(prefix) in groups["worker"]
+    sink_argv = command_argv(services["sink"])
+    assert "--group" not in sink_argv and "--http" not in sink_argv
+    assert f"{prefix}-platform-sink" in groups["sink"]
+    assert {g.name for g in plans["query"].grants if g.operation == "WRITE"} == {
+        f"{prefix}.audit"}
+    # no process is a super user
+    for user in users.values():
+        assert f"User:{user}" not in node["KAFKA_SUPER_USERS"].split(";")
+
+
+def test_every_client_verifies_the_brokers_with_the_ca(
+    services: dict[str, Any], rendered: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from creditbus.kafka.clientconf import confluent_auth
+    from creditbus.kafka.tls import ensure_ca
+
+    node = rendered[KAFKA_NODES[0]]
+    tls_volume = dict((t, s) for s, t in volume_mounts(services[KAFKA_NODES[0]]))[
+        str(Path(node["KAFKA_SSL_TRUSTSTORE_LOCATION"]).parent)]
+    ca_file, _ = ensure_ca(tmp_path)
+    for name in APP_SERVICES:
+        env = rendered[name]
+        ca = Path(env["CREDITBUS_KAFKA_CA_FILE"])
+        assert ca.name == Path(node["KAFKA_SSL_TRUSTSTORE_LOCATION"]).name
+        mounts = {t: s for s, t in volume_mounts(services[name])}
+        assert mounts.get(str(ca.parent)) == tls_volume, f"{name} does not mount the CA"
+        assert any(str(item).endswith(f"{ca.parent}:ro") for item in services[name]["volumes"])
+        # what clientconf makes of this service's settings: SCRAM over TLS with the CA
+        settings = SimpleNamespace(bootstrap=env["CREDITBUS_BOOTSTRAP"],
+                                   kafka_username=env["CREDITBUS_KAFKA_USERNAME"],
+                                   kafka_password=env["CREDITBUS_KAFKA_PASSWORD"],
+                                   kafka_ca_file=ca_file)
+        auth = confluent_auth(settings)
+        assert auth["security.protocol"] == "SASL_SSL"
+        assert auth["ssl.endpoint.identification.algorithm"] == "https"
+
+
 # --- the image and the CLI -----------------------------------------------------------------------
 
 
@@ -452,7 +685,9 @@ def test_app_services_run_the_creditbus_image(services: dict[str, Any]) -> None:
     for name in APP_SERVICES:
         assert services[name].get("build") is not None, f"{name} is built from this repository"
         assert command_argv(services[name]), f"{name} has no command"
-    assert command_argv(services["topics"]) == ["topics", "ensure"]
+    assert command_argv(services["kafka-setup"])[:2] == ["acl", "apply"]
+    assert "--no-topics" not in command_argv(services["kafka-setup"])  # it creates the topics
+    assert command_argv(services["kafka-certs"])[:2] == ["kafka", "certs"]
     assert [command_argv(services[n]) for n in ("worker", "sink", "query")] == [
         ["worker"],
         ["sink"],
@@ -461,11 +696,14 @@ def test_app_services_run_the_creditbus_image(services: dict[str, Any]) -> None:
 
 
 def test_app_commands_exist_in_the_cli(services: dict[str, Any]) -> None:
-    """`worker`, `sink`, `query`, `topics ensure` must be sub-commands of `creditbus`."""
+    """`worker`, `sink`, `query`, `acl apply`, `kafka certs` must be sub-commands of
+    `creditbus`, with the options the compose file gives them."""
     from creditbus.cli.main import build_parser
 
+    for name in (*APP_SERVICES, "kafka-certs"):
+        build_parser().parse_args(command_argv(services[name]))  # exits on an unknown option
     missing = []
-    for name in APP_SERVICES:
+    for name in (*APP_SERVICES, "kafka-certs"):
         parser = build_parser()
         path: list[str] = []
         for word in command_argv(services[name]):

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from creditbus.catalog import default_catalog
-from creditbus.cli import acl_cmd, keys_cmd
+from creditbus.cli import acl_cmd, kafka_cmd, keys_cmd
 from creditbus.kafka.clientconf import (
     ClientConfigError,
     aiokafka_kwargs,
@@ -30,7 +30,7 @@ from creditbus.kafka.tls import (
     ensure_broker_certificate,
     ensure_ca,
 )
-from creditbus.security.acl import CredentialStore, Grant, plan_principals
+from creditbus.security.acl import AclError, CredentialStore, Grant, plan_principals
 from creditbus.topics import worker_app_id
 
 
@@ -274,3 +274,36 @@ def test_keys_generate_prints_no_key_material(tmp_path: Path,
     out = capsys.readouterr().out
     assert "BEGIN" not in out and "key id:" in out
     assert len(list(tmp_path.glob("field-*.key.pem"))) == 1
+
+
+def test_kafka_certs_keeps_the_ca_key_apart_and_prints_no_key_material(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    kafka_cmd.register(parser.add_subparsers(dest="command", required=True))
+    argv = ["kafka", "certs", "--out", str(tmp_path / "tls"), "--ca-dir", str(tmp_path / "ca"),
+            "--broker", "kafka-1", "--broker", "kafka-2", "--host", "bus.example.org"]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "BEGIN" not in out and "ca.pem" in out
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == [
+        "ca.pem", "kafka-1.keystore.pem", "kafka-2.keystore.pem"]
+    assert certificate_names(tmp_path / "tls" / "kafka-2.keystore.pem") == {
+        "kafka-2", "bus.example.org"}
+    before = (tmp_path / "tls" / "kafka-1.keystore.pem").read_bytes()
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0  # run again: nothing changes
+    assert (tmp_path / "tls" / "kafka-1.keystore.pem").read_bytes() == before
+
+
+def test_acl_apply_takes_chosen_passwords_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_PW", "a" * 32)
+    monkeypatch.setenv("SHORT_PW", "tiny-s3cr3t")
+    assert acl_cmd.passwords_from_env(["worker=WORKER_PW"]) == {"worker": "a" * 32}
+    for pair in ("worker=SHORT_PW", "worker=UNSET_PW", "worker"):
+        with pytest.raises(AclError) as refused:
+            acl_cmd.passwords_from_env([pair])
+        assert "tiny-s3cr3t" not in str(refused.value)  # the value is never shown
