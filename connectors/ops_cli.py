@@ -189,6 +189,8 @@ def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | 
         ensure_audit_topic(settings)
     except KafkaException as exc:
         log.warning("cannot make sure the audit topic exists: %s", exc)
+    if not _database_login_is_read_only(settings):
+        return 2
     try:
         service = build_service(settings, path)
     except (TokenFileError, CatalogError) as exc:
@@ -196,6 +198,29 @@ def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | 
         return 2
     serve(service, sock, tls)
     return 0
+
+
+def _database_login_is_read_only(settings: Settings) -> bool:
+    """The service only reads the platform database: a login that could write is a warning,
+    and with CREDITBUS_ENV=production a refusal (one line). An unreachable database is not
+    decided here (the service starts degraded and /healthz says so)."""
+    from connectors.platform.db import redact_url
+    from connectors.query.store import writable_tables
+
+    try:
+        tables = writable_tables(settings.database_url)
+    except Exception as exc:  # the drivers' errors share no base class  # noqa: BLE001
+        log.warning("cannot check the privileges of the database login: %s", type(exc).__name__)
+        return True
+    if not tables:
+        return True
+    message = (f"the database login of {redact_url(settings.database_url)} may write "
+               f"{', '.join(tables)}: connect with the reader role of `creditbus db migrate`")
+    if settings.production:
+        print(f"error: CREDITBUS_ENV=production and {message}", file=sys.stderr)
+        return False
+    log.warning("%s", message)
+    return True
 
 
 def run_token_add(args: argparse.Namespace) -> int:

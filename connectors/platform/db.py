@@ -122,6 +122,11 @@ class PlatformDB(ABC):
         """The database role this connection uses ('' where there are no roles)."""
         return ""
 
+    def writable_tables(self) -> list[str]:
+        """Platform tables this login may insert into, update, delete from or truncate
+        ([] where there are no roles)."""
+        return []
+
     def prepare_schema(self) -> int:
         """`prepare_schema(self)`: the sink's start-up check (migrates only where allowed)."""
         return prepare_schema(self)
@@ -174,7 +179,8 @@ def prepare_schema(db: PlatformDB) -> int:
     A login that may migrate (SQLite; a PostgreSQL owner or superuser, as in development)
     creates or migrates the schema as before. Any other PostgreSQL role (the sink's own,
     made by `creditbus db migrate`) only checks the version, and raises SchemaNotReady
-    telling the operator what to run.
+    telling the operator what to run. With CREDITBUS_ENV=production a PostgreSQL login that
+    owns the schema is refused: no process uses the owner at run time.
     """
     latest = schema.latest_version()
     current = db.schema_version()
@@ -182,6 +188,11 @@ def prepare_schema(db: PlatformDB) -> int:
         raise SchemaNotReady(f"the platform database holds schema version {current}, newer than "
                              f"this program's {latest}: upgrade it")
     may_migrate = db.may_migrate()
+    if may_migrate and db.login() and _production():
+        raise SchemaNotReady(
+            f"CREDITBUS_ENV=production and the sink connects as {db.login()}, which owns the "
+            "platform schema or is a superuser: connect with the sink role that `creditbus db "
+            "migrate` made")
     if may_migrate and db.login():
         log.warning("the sink connects as %s, which owns the platform schema; give it its own "
                     "role (`creditbus db migrate`, docs/platform.md)", db.login())
@@ -194,6 +205,12 @@ def prepare_schema(db: PlatformDB) -> int:
         f"the platform database holds {have}, this sink needs version {latest}, and role "
         f"{db.login() or '?'} may not change the schema: run `creditbus db migrate` with "
         "the database owner's URL")
+
+
+def _production() -> bool:
+    from creditbus.settings import Settings
+
+    return Settings.from_env().production
 
 
 def now_text() -> str:

@@ -111,6 +111,14 @@ class PostgresDB(PlatformDB):
         row = self._connection().execute(_MAY_MIGRATE).fetchone()
         return bool(row and row[0])
 
+    def writable_tables(self) -> list[str]:
+        rows = self._connection().execute(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = to_regnamespace(current_schema()) "
+            "AND has_table_privilege(oid, 'INSERT, UPDATE, DELETE, TRUNCATE') ORDER BY relname",
+            (list(schema.TABLES),)).fetchall()
+        return [str(r[0]) for r in rows]
+
     def login(self) -> str:
         row = self._connection().execute("SELECT current_user").fetchone()
         return str(row[0]) if row else ""

@@ -12,13 +12,14 @@ not even the server's statement log holds the password.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.platform import schema
-from connectors.platform.db import PlatformDB
+from connectors.platform.db import PlatformDB, open_db, redact_url
 
 ROLE_LOCK = 0x63726564  # the migration's advisory lock: one owner-side change at a time
 
@@ -186,10 +187,6 @@ def role_specs(settings: Any) -> list[RoleSpec]:
 
 def run_db_migrate(settings: Any, url: str) -> int:
     """The command: print what was done, one line each; 0, or 2 with one error line."""
-    import sys
-
-    from connectors.platform.db import open_db, redact_url
-
     db = open_db(url, application_name="creditbus-migrate")
     try:
         report = run_migrate(db, role_specs(settings))

@@ -62,6 +62,16 @@ def read_archive(db: PlatformDB, key: str, *, with_history: bool) -> ArchiveRows
     return rows
 
 
+def writable_tables(url: str) -> list[str]:
+    """The platform tables the service's database login could change (it should be the reader
+    role of `creditbus db migrate`, which changes none)."""
+    db = open_db(url, application_name=APPLICATION_NAME)
+    try:
+        return db.writable_tables()
+    finally:
+        db.close()
+
+
 class ArchiveStore:
     """One PlatformDB per thread, opened lazily from the database URL."""
 

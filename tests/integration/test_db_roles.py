@@ -277,3 +277,50 @@ def test_tls_verify_full_refuses_another_ca_and_another_host_name(
     with pytest.raises(psycopg.OperationalError, match="does not match host name"):
         psycopg.connect(d.url(d.owner, host="db.example.org", hostaddr="127.0.0.1"),
                         connect_timeout=5)
+
+
+def test_production_refuses_owner_logins_at_run_time(
+        deployment: Deployment, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What each login could change, and CREDITBUS_ENV=production refusing the owner in the
+    sink and a writing login in the query service."""
+    from connectors import ops_cli
+    from creditbus.settings import Settings
+
+    d = deployment
+    assert d.migrate().returncode == 0
+    expected = {
+        d.reader_role: [],
+        d.sink_role: ["cb_person", "cb_record", "cb_sink_offset", "cb_update_log"],
+        d.owner: sorted(schema.TABLES),
+    }
+    for role, tables in expected.items():
+        db = open_db(d.url(role))
+        try:
+            assert db.writable_tables() == tables, role
+        finally:
+            db.close()
+
+    monkeypatch.setenv("CREDITBUS_ENV", "production")
+    owner_db = open_db(d.url(d.owner))
+    try:
+        with pytest.raises(SchemaNotReady, match="CREDITBUS_ENV=production and the sink "
+                                                 f"connects as {d.owner}"):
+            prepare_schema(owner_db)
+    finally:
+        owner_db.close()
+    sink_db = open_db(d.url(d.sink_role))
+    try:
+        assert prepare_schema(sink_db) == schema.latest_version()  # its own role: fine
+    finally:
+        sink_db.close()
+
+    monkeypatch.setenv("CREDITBUS_DATABASE_URL", d.url(d.sink_role))
+    assert not ops_cli._database_login_is_read_only(Settings.from_env())
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: CREDITBUS_ENV=production and the "
+                                               "database login")
+    assert "may write cb_person, cb_record, cb_sink_offset, cb_update_log" in err[0]
+    assert d.passwords[d.sink_role] not in err[0]
+    monkeypatch.setenv("CREDITBUS_DATABASE_URL", d.url(d.reader_role))
+    assert ops_cli._database_login_is_read_only(Settings.from_env())
