@@ -48,6 +48,9 @@ class MigrateReport:
 def run_migrate(db: PlatformDB, roles: list[RoleSpec]) -> MigrateReport:
     """Migrate the schema; on PostgreSQL also the roles and their grants."""
     report = MigrateReport(schema_before=db.schema_version())
+    if report.schema_before is not None and report.schema_before > schema.latest_version():
+        raise RoleSetupError(f"the database holds schema version {report.schema_before}, newer "
+                             f"than this program's {schema.latest_version()}: upgrade it")
     report.schema_after = db.migrate()
     before = "none" if report.schema_before is None else str(report.schema_before)
     if report.schema_before == report.schema_after:

@@ -324,3 +324,21 @@ def test_production_refuses_owner_logins_at_run_time(
     assert d.passwords[d.sink_role] not in err[0]
     monkeypatch.setenv("CREDITBUS_DATABASE_URL", d.url(d.reader_role))
     assert ops_cli._database_login_is_read_only(Settings.from_env())
+
+
+def test_db_migrate_on_sqlite_and_on_a_newer_schema(tmp_path: Path) -> None:
+    from connectors.platform.roles import RoleSetupError, run_migrate
+
+    db = open_db(f"sqlite:///{tmp_path}/platform.db")
+    try:
+        first = run_migrate(db, [])
+        assert first.lines == [f"schema: version none -> {schema.latest_version()}",
+                               "roles: none in SQLite (protect the file with its permissions)"]
+        assert run_migrate(db, []).lines[0].endswith("(nothing to migrate)")
+        with db.transaction():
+            db._connection().execute(  # type: ignore[attr-defined]
+                "INSERT INTO cb_schema_version VALUES (99, 'from the future', '')")
+        with pytest.raises(RoleSetupError, match="newer than this program's"):
+            run_migrate(db, [])
+    finally:
+        db.close()
