@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -25,8 +25,10 @@ from creditbus.bench.workload import Workload
 from creditbus.catalog import default_catalog
 from creditbus.contract.wire import Wire
 from creditbus.kafka.admin import admin_client, ensure_topics
-from creditbus.kafka.local import LocalBroker
+from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.kafka.local import ADMIN_USER, BrokerState, LocalBroker, admin_secret_file
 from creditbus.kafka.ports import free_port
+from creditbus.security.acl import CredentialStore, apply_plan, plan_principals
 from creditbus.settings import Settings
 from creditbus.topics import bus_topics, raw_topic
 
@@ -59,8 +61,9 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def produce_workload(bootstrap: str, workload: Workload, events: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+def produce_workload(client: dict[str, Any], workload: Workload, events: int) -> float:
+    """`client`: the bench's own client settings (`clientconf.confluent_config`)."""
+    producer = Producer({**client, "linger.ms": 20,
                          "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
                          "compression.type": "lz4", "enable.idempotence": True})
     start = time.perf_counter()
@@ -77,10 +80,10 @@ def produce_workload(bootstrap: str, workload: Workload, events: int) -> float:
     return time.perf_counter() - start
 
 
-def measure_raw_limit(bootstrap: str, topics: list[str], total: int) -> float:
+def measure_raw_limit(client: dict[str, Any], topics: list[str], total: int) -> float:
     """A plain consumer that only reads and Avro-decodes the same events."""
     wire = Wire()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{time.time_ns()}",
+    consumer = Consumer({**client, "group.id": f"raw-{time.time_ns()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "fetch.max.bytes": 52428800})
     metadata = consumer.list_topics(timeout=30)
@@ -196,8 +199,11 @@ class BusUnderTest:
     """The worker(s) and the sink as subprocesses, with metrics ports of their own."""
 
     def __init__(self, env: dict[str, str], workdir: Path, workers: int,
-                 broker_pid: int | None = None) -> None:
+                 broker_pid: int | None = None,
+                 principals: dict[str, dict[str, str]] | None = None) -> None:
         self.env = env
+        self.principals = principals or {}
+        """Secure mode: "worker" / "sink" -> the variables of that process's Kafka user."""
         self.broker_pid = broker_pid
         self.workdir = workdir
         self.worker_ports = [free_port() for _ in range(workers)]
@@ -206,11 +212,13 @@ class BusUnderTest:
 
     def start(self) -> None:
         for i, port in enumerate(self.worker_ports):
-            env = dict(self.env, CREDITBUS_WORKER_METRICS_PORT=str(port),
+            env = dict(self.env, **self.principals.get("worker", {}),
+                       CREDITBUS_WORKER_METRICS_PORT=str(port),
                        CREDITBUS_WORKER_WEB_PORT=str(free_port()),
                        CREDITBUS_STATE_DIR=str(self.workdir / f"worker{i}"))
             self.procs[f"worker{i}"] = self._spawn(["worker"], env, f"worker{i}.log")
-        env = dict(self.env, CREDITBUS_SINK_METRICS_PORT=str(self.sink_port))
+        env = dict(self.env, **self.principals.get("sink", {}),
+                   CREDITBUS_SINK_METRICS_PORT=str(self.sink_port))
         self.procs["sink"] = self._spawn(["sink"], env, "sink.log")
 
     def _spawn(self, args: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
@@ -251,39 +259,73 @@ class BusUnderTest:
                 proc.kill()
 
 
+def secure_bench_settings(settings: Settings, state: BrokerState, home: Path) -> Settings:
+    """The bench's own clients on a secure broker: its super user, its CA."""
+    password = admin_secret_file(home).read_text().strip()
+    return replace(settings, bootstrap=state.bootstrap, kafka_username=ADMIN_USER,
+                   kafka_password=password, kafka_ca_file=Path(state.ca_file))
+
+
+def bus_principals(admin_settings: Settings, prefix: str, units: list[str],
+                   home: Path) -> dict[str, dict[str, str]]:
+    """`creditbus acl apply` for the bench's prefix; the worker's and the sink's variables."""
+    from confluent_kafka.admin import AdminClient
+
+    store = CredentialStore.load(home / "kafka" / "credentials.json")
+    apply_plan(AdminClient(confluent_config(admin_settings)), plan_principals(prefix, units),
+               store, prefix=prefix)
+    return {role: {"CREDITBUS_KAFKA_USERNAME": role,
+                   "CREDITBUS_KAFKA_PASSWORD": store.users[role],
+                   "CREDITBUS_KAFKA_CA_FILE": str(admin_settings.kafka_ca_file)}
+            for role in ("worker", "sink")}
+
+
 def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds: int,
-        workers: int, keep: bool = False, warmup_seconds: int = 10) -> BenchResult:
+        workers: int, keep: bool = False, warmup_seconds: int = 10,
+        secure: bool = False) -> BenchResult:
+    """`secure`: the broker in secure mode (SASL_SSL, ACLs); every client over TLS with a user
+    of its own, as in production."""
     workdir = Path(tempfile.mkdtemp(prefix="creditbus-bench-"))
-    broker = LocalBroker(workdir / "home", settings.cache, settings.kafka_version, heap="1g")
+    broker = LocalBroker(workdir / "home", settings.cache, settings.kafka_version, heap="1g",
+                         secure=secure)
     _progress(f"Starting a broker of its own in {workdir} ...")
     state = broker.up(quiet=True)
     catalog = default_catalog(settings.catalog_dir)
     prefix = "bench"
     result: BenchResult | None = None
     bus: BusUnderTest | None = None
+    own = (secure_bench_settings(settings, state, workdir / "home") if secure else
+           replace(settings, bootstrap=state.bootstrap, kafka_username="", kafka_password="",
+                   kafka_ca_file=None))
+    client = confluent_config(own)
     try:
-        ensure_topics(admin_client(state.bootstrap),
-                      bus_topics(prefix, [u.code for u in catalog.units], settings.partitions, 1))
+        units = [u.code for u in catalog.units]
+        ensure_topics(admin_client(state.bootstrap, confluent_auth(own)),
+                      bus_topics(prefix, units, settings.partitions, 1))
+        principals = bus_principals(own, prefix, units, workdir / "home") if secure else {}
         workload = Workload(catalog, prefix, seed=8)
         _progress(f"Pre-producing {events:,} events ...")
-        produce_workload(state.bootstrap, workload, events)
+        produce_workload(client, workload, events)
         c = workload.counts
         result = BenchResult(
             date=time.strftime("%Y-%m-%d %H:%M"), cores=os.cpu_count() or 0,
             kafka_version=settings.kafka_version, partitions=settings.partitions,
             workers=workers, events=c.messages, valid=c.valid, duplicates=c.duplicates,
             bad=c.bad, persons=c.persons)
+        if secure:
+            result.notes.append("secure mode: SASL_SSL (SCRAM-SHA-512 over TLS), ACLs; "
+                                "the worker and the sink each with a user of its own")
 
         _progress("Raw limit: a plain consumer reading and decoding the same events ...")
         inbound = [raw_topic(prefix, u) for u in workload.units()]
-        result.raw_limit_eps = measure_raw_limit(state.bootstrap, inbound, c.messages)
+        result.raw_limit_eps = measure_raw_limit(client, inbound, c.messages)
 
         _progress("Bus end to end (backfill): inbound topics -> rows committed ...")
         env = dict(os.environ, CREDITBUS_BOOTSTRAP=state.bootstrap,
                    CREDITBUS_TOPIC_PREFIX=prefix, CREDITBUS_HOME=str(workdir / "home"),
                    CREDITBUS_DATABASE_URL=f"sqlite:///{workdir / 'platform.db'}",
                    CREDITBUS_LOG_LEVEL="WARNING")
-        bus = BusUnderTest(env, workdir, workers, broker_pid=state.pid)
+        bus = BusUnderTest(env, workdir, workers, broker_pid=state.pid, principals=principals)
         cpu_before = bus.cpu_seconds()
         start = time.perf_counter()
         bus.start()
@@ -313,7 +355,7 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
 
         for rate in rates:
             _progress(f"Latency at {rate:,} events/s for {rate_seconds} s ...")
-            result.latency[str(rate)] = measure_latency(state.bootstrap, workload, bus, rate,
+            result.latency[str(rate)] = measure_latency(client, workload, bus, rate,
                                                         rate_seconds, warmup_seconds)
         return result
     finally:
@@ -324,7 +366,7 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def measure_latency(bootstrap: str, workload: Workload, bus: BusUnderTest, rate: int,
+def measure_latency(client: dict[str, Any], workload: Workload, bus: BusUnderTest, rate: int,
                     seconds: int, warmup_seconds: int = 10) -> dict[str, float]:
     """Publish fresh events at a steady rate; quantiles of publication -> platform commit.
 
@@ -333,8 +375,7 @@ def measure_latency(bootstrap: str, workload: Workload, bus: BusUnderTest, rate:
     commit observed from its start until all its events are committed.
     """
     target = bus.applied()
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1,
-                         "enable.idempotence": True})
+    producer = Producer({**client, "linger.ms": 1, "enable.idempotence": True})
     stream = workload.fresh_messages()
     warmup_sent = publish_at(producer, stream, rate, warmup_seconds)
     before = scrape(bus.sink_port)

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stream worker processes (2: one per core, as in docker-compose)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--secure", action="store_true",
+                        help="the broker in secure mode: every client over SASL_SSL with a "
+                             "user of its own, ACLs (the cost of TLS and SCRAM)")
     parser.set_defaults(func=run)
 
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = runner.run(Settings.from_env(), events=args.events, rates=rates,
                         rate_seconds=args.rate_seconds, workers=args.workers, keep=args.keep,
-                        warmup_seconds=args.warmup_seconds)
+                        warmup_seconds=args.warmup_seconds, secure=args.secure)
     json_path, md_path = report.write(result, args.out)
     print(report.markdown(result))
     print(f"written: {json_path} and {md_path}", file=sys.stderr)
