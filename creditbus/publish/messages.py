@@ -142,7 +142,7 @@ def shown(field: str | None, value: Any) -> str:
         return f"“{mask_id(text)}”"
     if field in ("name", "person.name"):
         return f"“{mask_name(str(value))}”"
-    return f"“{redact(_cut(_plain(value)))}”"
+    return f"“{_cut(redact(_plain(value)))}”"  # masked before cut: no partial numbers
 
 
 def _plain(value: Any) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from creditbus.catalog import default_catalog
 from creditbus.cli import publish_cmd
@@ -22,6 +23,7 @@ from creditbus.contract.canonical import derive_event_id
 from creditbus.contract.validation import EventRejected
 from creditbus.contract.wire import Wire
 from creditbus.identity import make_resident_id
+from creditbus.publish.messages import shown
 from creditbus.publish.producer import EventEncoder
 from creditbus.publish.rows import (
     BAD_ACTION,
@@ -623,9 +625,13 @@ def test_jsonl_report_messages_name_the_json_field(tmp_path: Path) -> None:
 
 
 def test_a_failed_delivery_is_explained_in_chinese() -> None:
-    from confluent_kafka import KafkaError
-
     text = publish_cmd.delivery_message(str(KafkaError(KafkaError._MSG_TIMED_OUT)))
     assert text.startswith("整条记录：数据有效，但消息服务器未确认接收")
     assert "_MSG_TIMED_OUT" in text and "重新导入" in text
     assert not _english_words(text.replace("_MSG_TIMED_OUT", ""))
+
+
+def test_long_values_are_masked_before_they_are_cut() -> None:
+    text = shown("illegal_facts", f"当事人身份证号码为{ID}的人员代理案件时私自收费")
+    assert "360702********0314" in text and text.endswith("…”")
+    assert not re.search(r"\d{7,}", text)
