@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -498,3 +499,113 @@ def test_acl_apply_sets_the_passwords_the_deployment_chose(secure_bus: SecureBus
                            "--password-from-env", "query=QUERY_PW")
         secure_bus.users["query"] = original
         assert restored.returncode == 0, restored.stderr
+
+
+# -- docker-compose's Kafka node, on a real broker ------------------------------------------------
+
+
+def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
+    """kafka-certs, kafka-1-format, kafka-1 and kafka-setup of docker-compose.yml, run here with
+    the apache/kafka image's rendering of KAFKA_* variables (`a_b` -> `a.b`, `__` -> `_`,
+    `___` -> `-`): one node, `kafka-1` named `localhost`, free ports. Its SASL_SSL listeners,
+    its TLS controller listener with client certificates, the health check's client settings
+    and `acl apply --password-from-env` work on Kafka 3.9.1."""
+    import yaml
+
+    from creditbus.kafka.jars import ensure_broker_jars
+    from creditbus.kafka.toolchain import find_java
+    from tests.unit.test_compose import COMPOSE_FILE, example_secrets, render
+
+    services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    secrets = {name: uuid.uuid4().hex for name in example_secrets()}
+    secrets["KAFKA_EXTERNAL_HOST"] = "127.0.0.1"
+    port, cport, eport = free_port(), free_port(), free_port()
+    paths = {"/etc/kafka/tls": str(tmp_path / "tls"), "/var/lib/kafka/data": str(tmp_path / "data")}
+
+    def here(value: object) -> str:
+        text = render(str(value), secrets)
+        text = text.replace("1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093", "1@kafka-1:9093")
+        for old, new in [(":19092", f":{eport}"), (":9092", f":{port}"), (":9093", f":{cport}"),
+                         ("kafka-1", "localhost"), *paths.items()]:
+            text = text.replace(old, new)
+        return text
+
+    def run(argv: list[str], env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+
+    # kafka-certs, for this node only (no --owner: this test is not root)
+    argv = [here(a) for a in services["kafka-certs"]["command"]]
+    argv = [*argv[:argv.index("--broker")], "--broker", "localhost", "--host", "127.0.0.1"]
+    argv = [{"/tls": str(tmp_path / "tls"), "/ca": str(tmp_path / "ca")}.get(a, a) for a in argv]
+    made = run([sys.executable, "-m", "creditbus.cli.main", *argv])
+    assert made.returncode == 0, made.stderr
+    # kafka-1-format: its heredoc and its StorageTool call
+    java, settings = str(find_java()), Settings.from_env()
+    classpath = f"{ensure_broker_jars(settings.cache, settings.kafka_version, quiet=True)}/*"
+    fenv = {k: here(v) for k, v in services["kafka-1-format"]["environment"].items()}
+    script = services["kafka-1-format"]["command"][0]
+    heredoc = script.split("<<EOF\n", 1)[1].split("\nEOF", 1)[0].replace("$$", "$")
+    for name, value in fenv.items():
+        heredoc = heredoc.replace(f"${name}", value)
+    (tmp_path / "format.properties").write_text(here(heredoc) + "\n")
+    formatted = run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                     "--ignore-formatted", "-t", fenv["CLUSTER_ID"], "-c",
+                     str(tmp_path / "format.properties"), "--add-scram",
+                     f"SCRAM-SHA-512=[name=admin,password={fenv['ADMIN_PASSWORD']}]"])
+    assert formatted.returncode == 0, formatted.stderr[-2000:]
+    # kafka-1: the image's rendering of its environment
+    lines = []
+    for key, value in services["kafka-1"]["environment"].items():
+        if key.startswith("KAFKA_"):
+            name = key[6:].lower().replace("___", "-").replace("__", "\0").replace("_", ".")
+            lines.append(f"{name.replace(chr(0), '_')}={here(value)}")
+    lines += ["offsets.topic.replication.factor=1", "transaction.state.log.replication.factor=1",
+              "transaction.state.log.min.isr=1", "min.insync.replicas=1",
+              "default.replication.factor=1"]  # one node here, three in compose
+    (tmp_path / "server.properties").write_text("\n".join(lines) + "\n")
+    log = open(tmp_path / "broker.log", "wb")  # closed in the finally below
+    node = subprocess.Popen([java, "-Xmx384m", "-cp", classpath, "kafka.Kafka",
+                             str(tmp_path / "server.properties")], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ca = str(tmp_path / "tls" / "ca.pem")
+        admin = {"security.protocol": "SASL_SSL", "ssl.ca.location": ca,
+                 "ssl.endpoint.identification.algorithm": "https",
+                 "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "admin",
+                 "sasl.password": fenv["ADMIN_PASSWORD"]}
+        deadline = time.monotonic() + 120
+        while not answers(f"localhost:{port}", 2.0, admin):
+            assert node.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "broker.log").read_text()[-3000:]
+            time.sleep(1)
+        assert answers(f"127.0.0.1:{eport}", 10.0, admin)  # EXTERNAL, named by --host
+        assert not answers(f"localhost:{port}", 3.0, {"security.protocol": "SSL",
+                                                      "ssl.ca.location": ca})
+        # the health check's client settings, through Kafka's own tool
+        check = services["kafka-1"]["healthcheck"]["test"][1]
+        config = re.search(r"printf '(.*?)' ", check).group(1)  # type: ignore[union-attr]
+        (tmp_path / "hc.properties").write_text(here(config.replace("\\n", "\n").replace(
+            "%s", fenv["ADMIN_PASSWORD"])))
+        health = run([java, "-cp", classpath, "kafka.admin.BrokerApiVersionsCommand",
+                      "--bootstrap-server", f"localhost:{port}", "--command-config",
+                      str(tmp_path / "hc.properties")])
+        assert health.returncode == 0, health.stderr[-2000:]
+        # kafka-setup, then the worker with the password of the secrets file
+        env = {k: here(v) for k, v in services["kafka-setup"]["environment"].items()}
+        env.update(PATH=os.environ["PATH"], CREDITBUS_BOOTSTRAP=f"localhost:{port}",
+                   CREDITBUS_KAFKA_CA_FILE=ca, CREDITBUS_HOME=str(tmp_path / "home"),
+                   CREDITBUS_PARTITIONS="2", CREDITBUS_REPLICATION="1")
+        setup = run([sys.executable, "-m", "creditbus.cli.main",
+                     *services["kafka-setup"]["command"]], env)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert answers(f"localhost:{port}", 10.0, dict(
+            admin, **{"sasl.username": "worker", "sasl.password": env["KAFKA_WORKER_PASSWORD"]}))
+    finally:
+        node.terminate()
+        try:
+            node.wait(60)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait(30)
+        log.close()
