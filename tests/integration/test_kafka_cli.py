@@ -102,3 +102,34 @@ def test_hung_broker_is_killed_and_replaced(tmp_path: Path) -> None:
             pass
     assert cli(home, "down", "--purge").returncode == 0
     assert kafka_pids_of(home) == []
+
+
+def test_secure_up_restart_keeps_the_ca_and_refuses_plaintext_data(tmp_path: Path) -> None:
+    """`up --secure` makes the CA once and names it; a restart reuses the certificate; a
+    plaintext broker's data is not turned secure behind the operator's back."""
+    home = tmp_path / "home"
+    try:
+        up = cli(home, "up", "--secure")
+        assert up.returncode == 0, up.stderr
+        ca = home / "kafka" / "tls" / "ca.pem"
+        assert str(ca) in up.stdout and "TLS" in up.stdout
+        state = json.loads((home / "kafka" / "broker.json").read_text())
+        assert state["listener"].startswith("SASL_SSL://") and state["ca_file"] == str(ca)
+        keystore = (home / "kafka" / "tls" / "broker.keystore.pem").read_bytes()
+        assert cli(home, "down").returncode == 0
+        again = cli(home, "up")  # secure data starts secure, with the same certificate
+        assert again.returncode == 0, again.stderr
+        assert (home / "kafka" / "tls" / "broker.keystore.pem").read_bytes() == keystore
+        status = cli(home, "status")
+        assert status.returncode == 0 and "secure" in status.stdout
+    finally:
+        cli(home, "down", "--purge")
+    plain = tmp_path / "plain"
+    try:
+        assert cli(plain, "up").returncode == 0
+        assert cli(plain, "down").returncode == 0
+        refused = cli(plain, "up", "--secure")
+        assert refused.returncode == 2 and "plaintext" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        cli(plain, "down", "--purge")
