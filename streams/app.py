@@ -7,11 +7,17 @@ import faust
 from creditbus.kafka.clientconf import faust_broker_kwargs
 from creditbus.settings import Settings
 from creditbus.topics import worker_app_id
+from streams import transport
 
 
 def create_app(settings: Settings) -> faust.App:
-    """One app per worker process; its consumer group is shared by all workers."""
-    brokers = [f"kafka://{host}" for host in settings.bootstrap.split(",") if host]
+    """One app per worker process; its consumer group is shared by all workers.
+
+    The app runs on the project's own Faust transport (`streams.transport`, selected by the
+    `creditbus://` scheme) and its table manager, whose recovery resumes the streams only
+    after seeking them (docs/faust-transport.md).
+    """
+    brokers = [f"{transport.SCHEME}://{host}" for host in settings.bootstrap.split(",") if host]
     return faust.App(
         worker_app_id(settings.topic_prefix),
         broker=brokers,
@@ -32,5 +38,6 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=8192,
         table_standby_replicas=0,
         autodiscover=False,
+        TableManager=transport.TableManager,
         **faust_broker_kwargs(settings),
     )
