@@ -1,7 +1,7 @@
 """The project's own Faust transport: faust-streaming's aiokafka driver, fixed where we need it.
 
 Select it with the `creditbus://` broker scheme and `TableManager=TableManager` (both set by
-`streams.app.create_app`). It changes three things of faust-streaming 0.15.3
+`streams.app.create_app`). It changes four things of faust-streaming 0.15.3
 (docs/faust-transport.md; the same changes as `docs/faust-upstream.patch`):
 
 1. **Fast path.** Faust's consumer awaits `wait_first(callback(message), suspend_flow.wait())`
@@ -16,7 +16,11 @@ Select it with the `creditbus://` broker scheme and `TableManager=TableManager` 
    the buffers are cleared and the partitions and the flow resumed, so the first stream record
    delivered after a rebalance is the one at the committed offset. A paused partition can no
    longer be resumed by its stream buffer draining (`on_buffer_drop`).
-3. **Public hooks** for what the agents need from Faust's private state: `processing(event)`
+3. **Records of a partition paused during a fetch.** Faust fetched for its live set of active
+   partitions (all of them when a pause emptied it) and dropped the records of partitions
+   paused meanwhile after aiokafka had counted them consumed. Here the fetch asks for a copy
+   of the set and such records are put back (the consumer seeks back to them).
+4. **Public hooks** for what the agents need from Faust's private state: `processing(event)`
    and `committed_offset(app, tp)`.
 
 Nothing else in the project may touch Faust's private names; `private_name_problems()` lists
@@ -32,11 +36,12 @@ import hashlib
 import importlib
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust import streams as faust_streams
 from faust.exceptions import ImproperlyConfigured
 from faust.tables.manager import TableManager as FaustTableManager
@@ -148,6 +153,40 @@ class Consumer(faust_aiokafka.Consumer):
         tpset = faust_consumer.ensure_TPset(tps)
         super().pause_partitions(tpset)
         self._buffered_partitions.difference_update(tpset)
+
+    async def _getmany(self, active_partitions: set[TP] | None,
+                       timeout: float) -> Mapping[TP, list[Any]]:
+        """Fetch for the partitions active now; give back what a pause left undelivered.
+
+        Faust handed its live set of active partitions to the consumer thread: a pause while
+        the fetch waited could empty it, and aiokafka returns the records of every partition
+        for an empty set. Faust then dropped the records of inactive partitions after aiokafka
+        had counted them consumed; unless a seek followed, they were never delivered. Here the
+        fetch asks for a copy of the set, and records of a partition paused meanwhile are put
+        back (`_rewind`) instead of dropped.
+        """
+        wanted = None if active_partitions is None else set(active_partitions)
+        records = dict(await self._thread.getmany(wanted, timeout))
+        if active_partitions is None:
+            return records
+        paused = {tp: records.pop(tp) for tp in list(records)
+                  if tp not in active_partitions and tp not in self._buffered_partitions}
+        if paused:
+            await self._thread.call_thread(self._rewind, paused)
+        return records
+
+    async def _rewind(self, undelivered: Mapping[TP, list[Any]]) -> None:
+        """In the consumer thread: seek back to undelivered records unless a seek moved on."""
+        client = self._thread._ensure_consumer()
+        for tp, records in undelivered.items():
+            try:
+                position = await client.position(tp)
+            except IllegalStateError:
+                continue  # revoked meanwhile: its next owner starts from the commit
+            if position == records[-1].offset + 1:
+                client.seek(tp, records[0].offset)
+                self.log.info("Put back %d fetched records of paused partition %s:%d",
+                              len(records), tp.topic, tp.partition)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover - loop
         """Faust's fetch loop, with `deliver` instead of one `wait_first` per record."""
@@ -302,6 +341,8 @@ class TableManager(FaustTableManager):
 TRANSPORTS.aliases.setdefault(SCHEME, _REGISTERED_AS)
 
 REPLACED_SOURCES: dict[str, str] = {
+    "faust.transport.consumer:ThreadDelegateConsumer._getmany":
+        "f9d47aa9010b5ff2b874ba65f927871f3612718d8a9db00b58601554a35236c4",
     "faust.transport.consumer:Consumer._drain_messages":
         "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
     "faust.tables.recovery:Recovery.on_recovery_completed":
@@ -319,6 +360,10 @@ PRIVATE_SIGNATURES: dict[str, str] = {
     "faust.transport.consumer:Consumer._add_gap": "(self, tp, offset_from, offset_to)",
     "faust.transport.consumer:Consumer.perform_seek": "(self)",
     "faust.transport.consumer:Consumer.pause_partitions": "(self, tps)",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.getmany":
+        "(self, active_partitions, timeout)",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._ensure_consumer": "(self)",
+    "mode.threads:QueueServiceThread.call_thread": "(self, fun, *args, **kwargs)",
     "faust.tables.recovery:Recovery._wait": "(self, coro, timeout=None)",
     "faust.tables.recovery:Recovery._set_recovery_ended": "(self)",
     "faust.tables.recovery:Recovery._is_changelog_tp": "(self, tp)",
@@ -333,6 +378,12 @@ PRIVATE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "self._commit_every = self.app.conf.broker_commit_every",
     ),
     "faust.transport.consumer:Consumer.ack": ("self._n_acked += 1",),
+    "faust.transport.consumer:ThreadDelegateConsumer.__init__": (
+        "self._thread = self._new_consumer_thread()",),
+    "faust.transport.consumer:Consumer.getmany": (
+        "tp in active_partitions",
+        "or tp in self._buffered_partitions",
+    ),
     "faust.streams:current_event": ("eventref = _current_event.get(None)",),
     "faust.tables.manager:TableManager.recovery": ("self._recovery = Recovery(",),
     "faust.app.base:App._stop_fetcher": ("await self._fetcher.stop()",),
@@ -356,8 +407,7 @@ def _resolve(path: str) -> Any:
 def _parameters(path: str) -> str:
     """`(name, name=default, ...)` of a callable, without annotations."""
     params = inspect.signature(_resolve(path)).parameters.values()
-    return "(" + ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
-                           for p in params) + ")"
+    return "(" + ", ".join(str(p.replace(annotation=p.empty)) for p in params) + ")"
 
 
 def source_digest(path: str) -> str:

@@ -211,3 +211,44 @@ def test_table_writes_under_processing_go_to_the_changelog_partition_of_that_eve
     assert under_partition == int(under_key.rsplit(b"-", 1)[1])
     assert after_partition == int(after_key.rsplit(b"-", 1)[1])
     assert under_partition != after_partition
+
+
+async def pause_all_produce_resume(bootstrap: str, app_id: str, topic: str, *,
+                                   owned: bool) -> tuple[list[int], list[int], int | None]:
+    """(delivered before the pause, delivered by the end, the group's committed offset)."""
+    app = new_app(bootstrap, app_id, owned=owned)
+    seen: list[int] = []
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            seen.append(event.message.offset)
+
+    app.agent(app.topic(topic, value_serializer="raw"), name="pause")(agent)
+    async with running(app):
+        produce_values(bootstrap, topic, [b"0", b"1", b"2"])
+        await wait_until(lambda: len(seen) == 3, 30, "the first records")
+        assigned = app.consumer.assignment()
+        app.consumer.pause_partitions(assigned)  # while the fetcher waits for records
+        produce_values(bootstrap, topic, [b"%d" % i for i in range(3, 8)])
+        await asyncio.sleep(1.5)  # longer than a fetch waits: any fetch under way returned
+        while_paused = list(seen)
+        app.consumer.resume_partitions(assigned)
+        await wait_until(lambda: len(seen) >= 8, 10, "the records produced while paused")
+        await wait_until(lambda: group_committed(bootstrap, app_id, topic) == 8, 30,
+                         "the commit of offset 8")
+        return while_paused, list(seen), group_committed(bootstrap, app_id, topic)
+
+
+def test_records_fetched_while_their_partition_was_paused_are_delivered_after_resume(
+        kafka_broker: Any, topics: Topics) -> None:
+    """Faust's fetch took its live set of active partitions: pausing all of them while a
+    fetch waited made aiokafka return every partition's records, which Faust then dropped."""
+    name = topics.create("pause")
+    try:
+        while_paused, seen, committed = asyncio.run(pause_all_produce_resume(
+            kafka_broker.bootstrap, f"{topics.prefix}-pause", name, owned=True))
+    finally:
+        delete_app_topics(topics)
+    assert while_paused == [0, 1, 2]
+    assert seen == list(range(8))
+    assert committed == 8
