@@ -143,6 +143,10 @@ class Consumer(faust_aiokafka.Consumer):
         result = await self.wait_first(rest, self.suspend_flow.wait())
         return rest in result.done
 
+    def is_fetching(self, tp: TP) -> bool:
+        """Whether the fetcher asks for `tp`'s records now (resumed, not paused)."""
+        return TP(tp.topic, tp.partition) in self._get_active_partitions()
+
     def pause_partitions(self, tps: Iterable[TP]) -> None:
         """Pause fetching; a paused partition stays paused until `resume_partitions`.
 
@@ -360,6 +364,7 @@ PRIVATE_SIGNATURES: dict[str, str] = {
     "faust.transport.consumer:Consumer._add_gap": "(self, tp, offset_from, offset_to)",
     "faust.transport.consumer:Consumer.perform_seek": "(self)",
     "faust.transport.consumer:Consumer.pause_partitions": "(self, tps)",
+    "faust.transport.consumer:Consumer._get_active_partitions": "(self)",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.getmany":
         "(self, active_partitions, timeout)",
     "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread._ensure_consumer": "(self)",

@@ -167,8 +167,8 @@ def test_a_paused_partition_is_not_resumed_by_its_buffer_draining() -> None:
         consumer.on_buffer_full(tp)  # the stream buffer filled up
         consumer.pause_partitions({tp})  # a rebalance pauses the partition
         consumer.on_buffer_drop(tp)  # the buffer drains (or is cleared) meanwhile
-        paused_held = tp not in consumer._get_active_partitions()
+        paused_held = not consumer.is_fetching(tp)
         consumer.resume_partitions({tp})
-        return paused_held, tp in consumer._get_active_partitions()
+        return paused_held, consumer.is_fetching(tp)
 
     assert asyncio.run(with_consumer(scenario)) == (True, True)
