@@ -21,7 +21,9 @@ from typing import Any
 from creditbus.archive.disclosure import disclosure_window
 from creditbus.archive.event import EnrichedEvent, MaintenanceTick
 from creditbus.archive.person import apply_event, apply_tick
+from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import datetime_to_ms
+from creditbus.archive.update import Update
 from creditbus.catalog import default_catalog
 from creditbus.contract.canonical import canonical_json, format_timestamp
 from creditbus.contract.wire import Wire
@@ -69,7 +71,7 @@ class Generator:
         self.rng = random.Random(seed)
         self.catalog = default_catalog()
         self.groups = [g for g in self.catalog.groups if g.notice_item is not None]
-        self.archives: dict[str, dict[str, Any]] = {}
+        self.archives: dict[str, PersonState] = {}
         self.clock = datetime_to_ms(BASE)
         self.seq = 0
         self.offset = 0
@@ -138,12 +140,12 @@ class Generator:
             return self.tick(p)
         self.offset += 1
         out = apply_event(self.archives.get(p.key), self.event(p, rid, action),
-                          partition=0, offset=self.offset, horizon_ms=HORIZON_MS)
-        if out.archive is not None:
-            self.archives[p.key] = out.archive
+                          horizon_ms=HORIZON_MS)
+        if out.state is not None:
+            self.archives[p.key] = out.state
         if out.updates:
             p.records[rid] = action == "RETRACT"
-        return out.updates
+        return [decoded(u) for u in out.updates]
 
     def tick(self, p: Person) -> list[dict[str, Any]]:
         archive = self.archives.get(p.key)
@@ -153,9 +155,14 @@ class Generator:
         as_of = datetime.fromtimestamp(self.clock / 1000, UTC).date() + timedelta(days=400)
         out = apply_tick(archive, MaintenanceTick(p.key, as_of.isoformat()), partition=0,
                          offset=self.offset, horizon_ms=HORIZON_MS)
-        if out.archive is not None:
-            self.archives[p.key] = out.archive
-        return out.updates
+        if out.state is not None:
+            self.archives[p.key] = out.state
+        return [decoded(u) for u in out.updates]
+
+
+def decoded(update: Update) -> dict[str, Any]:
+    """The update as a consumer decodes it from the wire (aware datetimes, dates)."""
+    return _WIRE.decode(_WIRE.encode(ARCHIVE_UPDATE, update.datum)).datum
 
 
 def generate(persons: int, updates: int, seed: int = 1, dup_rate: float = 0.03,

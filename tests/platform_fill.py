@@ -21,6 +21,7 @@ from connectors.updates import Incoming
 from creditbus.archive.event import EnrichedEvent
 from creditbus.archive.person import apply_event
 from creditbus.archive.timeutil import datetime_to_ms
+from creditbus.archive.update import Update
 from creditbus.catalog import Catalog, default_catalog
 from creditbus.contract.canonical import canonical_json
 from creditbus.contract.wire import Wire
@@ -159,11 +160,11 @@ def _event(clock: _Clock, person: PersonSpec, rec: RecordSpec, action: str,
         source_topic="t.internal.by-person", source_partition=0, source_offset=clock.seq)
 
 
-def archive_updates(specs: Iterable[PersonSpec]) -> list[dict[str, Any]]:
+def archive_updates(specs: Iterable[PersonSpec]) -> list[Update]:
     """The updates the archive agent would emit, each person's in version order."""
     catalog = default_catalog()
     clock = _Clock()
-    updates: list[dict[str, Any]] = []
+    updates: list[Update] = []
     for person in specs:
         events = [(rec.published, "UPSERT", rec) for rec in person.records]
         events += [(rec.retracted_at, "RETRACT", rec) for rec in person.records
@@ -172,9 +173,9 @@ def archive_updates(specs: Iterable[PersonSpec]) -> list[dict[str, Any]]:
         for when, action, rec in sorted(events, key=lambda e: e[0]):
             clock.offset += 1
             out = apply_event(archive, _event(clock, person, rec, action, when, catalog),
-                              partition=0, offset=clock.offset, horizon_ms=10**13)
+                              horizon_ms=10**13)
             assert out.updates, f"{rec.record_id} {action}: {out.result}"
-            archive = out.archive
+            archive = out.state
             updates += out.updates
     return updates
 
@@ -192,8 +193,8 @@ def fill_platform(url: str, specs: Iterable[PersonSpec] | None = None) -> list[P
     with the sink's writer; return the specs."""
     chosen = list(specs if specs is not None else persons())
     wire = Wire()
-    messages = [Incoming("t.archive.updates", 0, i, u["person_key"].encode(),
-                         wire.encode(ARCHIVE_UPDATE, u))
+    messages = [Incoming("t.archive.updates", 0, i, u.datum["person_key"].encode(),
+                         wire.encode(ARCHIVE_UPDATE, u.datum))
                 for i, u in enumerate(archive_updates(chosen))]
     db = open_db(url)
     try:

@@ -1,8 +1,9 @@
 """The per-person hash chain of archive updates (tamper evidence).
 
-hash = SHA-256( previous_hash as ASCII hex || canonical JSON of the update without its `hash`
-and `previous_hash` fields ). The update is taken in the form fastavro decodes it (aware
-datetimes, dates), so the stream worker that emits it and a sink that decoded it agree; the
+hash = SHA-256( previous_hash as ASCII hex || canonical JSON of the update without its `hash`,
+`previous_hash` and `hashed_body` fields ). The update is taken in the form fastavro decodes it
+(aware datetimes, dates), so the stream worker that emits it and a sink that decoded it agree
+(the worker builds that text once and carries it in `hashed_body`, creditbus.archive.update); the
 canonical JSON rules are in `creditbus.contract.canonical`. Covering the whole update (person
 key, version, person fields, change) means no field can be altered, and no update removed,
 reordered or inserted, without breaking the chain.
@@ -16,7 +17,7 @@ from typing import Any
 
 from creditbus.contract.canonical import GENESIS_HASH, canonical_json
 
-UNHASHED_FIELDS = frozenset({"hash", "previous_hash"})
+UNHASHED_FIELDS = frozenset({"hash", "previous_hash", "hashed_body"})
 
 
 def hashed_view(update: Mapping[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,10 @@ class EnrichedEvent:
         body["type"] = "event"
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
+    def to_row(self) -> list[Any]:
+        """The fields by position, as a pack carries them (`EVENT_FIELDS` names them)."""
+        return [getattr(self, name) for name in _EVENT_FIELDS]
+
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceTick:
@@ -56,11 +60,14 @@ class MaintenanceTick:
     as_of: str  # ISO date
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"type": "tick", "person_key": self.person_key,
-                             "as_of": self.as_of})
+        return orjson.dumps(self.to_row())
+
+    def to_row(self) -> dict[str, str]:
+        return {"type": "tick", "person_key": self.person_key, "as_of": self.as_of}
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(EnrichedEvent))
+EVENT_FIELDS = list(_EVENT_FIELDS)
 
 
 Internal = EnrichedEvent | MaintenanceTick
@@ -72,15 +79,17 @@ PACK_MAX_BYTES = 512 * 1024
 def pack_internal(items: Sequence[Internal], max_bytes: int = PACK_MAX_BYTES) -> list[bytes]:
     """Messages of one by-person partition packed into as few Kafka messages as fit.
 
-    Consuming and producing one Kafka message costs the worker more than applying the event
-    it carries, so the ingest stage sends each partition's share of a batch as packs. Items
-    keep their order; a single item larger than `max_bytes` still gets a pack of its own.
+    Consuming and producing one Kafka message costs far more than applying the event it
+    carries, so the edge stage sends each partition's share of a batch as packs. A pack names
+    the event fields once (`fields`) and carries each event as an array of values in that
+    order (a tick as an object), which is both smaller and faster to read than an object per
+    event. Items keep their order; one item larger than `max_bytes` still gets a pack of its own.
     """
     packs: list[bytes] = []
     chunk: list[bytes] = []
     size = 0
     for item in items:
-        data = item.to_bytes()
+        data = orjson.dumps(item.to_row())
         if chunk and size + len(data) > max_bytes:
             packs.append(_join(chunk))
             chunk, size = [], 0
@@ -91,8 +100,11 @@ def pack_internal(items: Sequence[Internal], max_bytes: int = PACK_MAX_BYTES) ->
     return packs
 
 
+_PACK_HEAD = b'{"fields":' + orjson.dumps(EVENT_FIELDS) + b',"items":['
+
+
 def _join(chunk: list[bytes]) -> bytes:
-    return b'{"items":[' + b",".join(chunk) + b'],"type":"pack"}'
+    return _PACK_HEAD + b",".join(chunk) + b'],"type":"pack"}'
 
 
 def parse_internal(data: bytes) -> Internal:
@@ -113,7 +125,12 @@ def parse_internal_all(data: bytes) -> list[Internal]:
         items = body.get("items")
         if not isinstance(items, list) or not items:
             raise ValueError("a pack holds a non-empty list of items")
-        return [_from_body(item) for item in items]
+        names = body.get("fields", EVENT_FIELDS)
+        if names == EVENT_FIELDS:
+            return [EnrichedEvent(*item) if type(item) is list else _from_body(item)
+                    for item in items]
+        return [_from_body(dict(zip(names, item, strict=True), type="event"))
+                if type(item) is list else _from_body(item) for item in items]
     return [_from_body(body)]
 
 

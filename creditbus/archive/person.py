@@ -1,32 +1,28 @@
-"""How one message changes one person's archive.
+"""How one message changes one person's archive: `apply_event(state, event) -> Outcome`.
 
-The archive is a JSON-able dict (it lives in a Faust table):
+The state is a `creditbus.archive.state.PersonState`; an outcome that changes it returns it
+(changed in place: the caller owns the state it loaded and saves it when `outcome.state` is
+set) together with the updates it emits. Every change is deterministic given the state and the
+message (logical time only), so a message processed again from the same state yields
+byte-identical updates.
 
-    person_key, masked_id, name, birth_date, sex, division_code, groups
-    version, head                  the person's archive version and hash-chain head
-    first_update_ms, last_update_ms
-    records   {"<unit>/<record id>": snapshot}   retracted records stay, flagged
-    history   [[version, kind, record key, record version, event id or null, hash], ...]
-    seen      {message id: [first version, last version, partition, offset, logical ms, (index)]}
-    next_expiry                    the earliest disclosure end among public records
-
-Every change is deterministic given the archive and the message (logical time only), so a
-message processed twice after a crash yields byte-identical updates: at-least-once delivery
-with idempotent effects. `seen` tells an exact duplicate (the same event id from another
-message) from a replay of the very same message (same partition, offset and place in a pack),
-must be emitted again because they may have been lost with the crash.
+The dedup window (`state.seen`) tells an exact duplicate (the same event id from another
+inbound message) from a replay of the very same inbound message (same topic, partition,
+offset), which a restart of either stage after a crash makes.
+A replay emits nothing: the archive agent makes a message's updates durable before it stores
+the state that remembers the message (streams/agents.py), so a state that has seen it means
+its updates are already out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-from creditbus.archive.chain import update_hash
 from creditbus.archive.event import EnrichedEvent, MaintenanceTick
-from creditbus.archive.timeutil import china_date, china_midnight_ms, ms_to_datetime
-from creditbus.contract.canonical import GENESIS_HASH
+from creditbus.archive.state import PersonState, RecordState, Seen, seen_key, source_tag
+from creditbus.archive.timeutil import china_date, china_midnight_ms
+from creditbus.archive.update import Update, build_update
 
 UPSERT_RECORD = "UPSERT_RECORD"
 RETRACT_RECORD = "RETRACT_RECORD"
@@ -41,235 +37,147 @@ NOTHING = "nothing"
 
 RETRACT_UNKNOWN_RECORD = "RETRACT_UNKNOWN_RECORD"
 
-Archive = dict[str, Any]
-Update = dict[str, Any]
-
 
 @dataclass
 class Outcome:
     """What processing one message did."""
 
     result: str
-    archive: Archive | None  # the new archive when it changed, else None
+    state: PersonState | None  # the state when it changed (to be saved), else None
     updates: list[Update] = field(default_factory=list)
-    replay_versions: tuple[int, int] | None = None  # first, last: to emit again
     dead_letter_reason: str | None = None
+    version: int | None = None  # the archive version the message made (also on a replay)
 
 
-def new_archive(event: EnrichedEvent) -> Archive:
-    return {
-        "person_key": event.person_key, "masked_id": event.masked_id, "name": event.name,
-        "birth_date": event.birth_date, "sex": event.sex, "division_code": event.division_code,
-        "groups": [], "version": 0, "head": GENESIS_HASH,
-        "first_update_ms": None, "last_update_ms": None,
-        "records": {}, "history": [], "seen": {}, "next_expiry": None,
-    }
+def new_state(event: EnrichedEvent) -> PersonState:
+    return PersonState(event.person_key, event.masked_id, event.name, event.birth_date,
+                       event.sex, event.division_code)
 
 
 def record_key(unit: str, record_id: str) -> str:
     return f"{unit}/{record_id}"
 
 
-def current_records(archive: Archive) -> list[dict[str, Any]]:
-    return [r for r in archive["records"].values() if not r["retracted"]]
-
-
-def counts_by_category(archive: Archive) -> dict[str, int]:
+def counts_by_category(state: PersonState) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for rec in current_records(archive):
-        counts[rec["category"]] = counts.get(rec["category"], 0) + 1
+    for rec in state.current_records().values():
+        counts[rec.category] = counts.get(rec.category, 0) + 1
     return counts
 
 
-def apply_event(
-    archive: Archive | None,
-    event: EnrichedEvent,
-    *,
-    partition: int,
-    offset: int,
-    horizon_ms: int,
-    index: int = 0,
-) -> Outcome:
-    """Apply one enriched event received at (partition, offset) of the by-person topic, as
-    item `index` of that message when it is a pack."""
-    base = archive if archive is not None else new_archive(event)
-    pruned = _prune_seen(base, event.published_at - horizon_ms)
-    seen = pruned["seen"].get(event.event_id)
+def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: int) -> Outcome:
+    """Apply one enriched event (`state` None: the person's first)."""
+    if state is None:
+        state = new_state(event)
+    pruned = _prune_seen(state, event.published_at - horizon_ms)
+    message = seen_key(event.event_id)
+    seen = state.seen.get(message)
+    tag = source_tag(event.source_topic)
     if seen is not None:
-        if seen[2] == partition and seen[3] == offset and _index(seen) == index:
-            return Outcome(REPLAY, None, replay_versions=(seen[0], seen[1]))
-        return Outcome(DUPLICATE_EXACT, pruned if pruned is not base else None)
+        if seen.same_place(tag, event.source_partition, event.source_offset):
+            return Outcome(REPLAY, state if pruned else None, version=seen.version)
+        return Outcome(DUPLICATE_EXACT, state if pruned else None, version=seen.version)
 
     key = record_key(event.unit, event.record_id)
-    current = pruned["records"].get(key)
+    current = state.records.get(key)
     if event.action == "RETRACT":
         if current is None:
-            return Outcome(DEAD_LETTER, None, dead_letter_reason=RETRACT_UNKNOWN_RECORD)
-        if current["retracted"]:
-            return Outcome(DUPLICATE_CONTENT, None)
-        record = dict(current, retracted=True, public=False,
-                      record_version=current["record_version"] + 1,
-                      published_at=event.published_at)
+            return Outcome(DEAD_LETTER, state if pruned else None,
+                           dead_letter_reason=RETRACT_UNKNOWN_RECORD)
+        if current.retracted:
+            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+        record = RecordState(
+            current.record_version + 1, True, False, current.content_hash, current.group,
+            current.category, current.severity, current.domain, current.occurred_at,
+            event.published_at, current.disclosure_start, current.disclosure_end,
+            current.content_json)
         kind = RETRACT_RECORD
     else:
-        if current is not None and not current["retracted"] \
-                and current["content_hash"] == event.content_hash:
-            return Outcome(DUPLICATE_CONTENT, None)
-        record = _snapshot_from_event(event, current)
+        if current is not None and not current.retracted \
+                and current.content_hash == event.content_hash:
+            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+        record = _record_from_event(event, current)
         kind = UPSERT_RECORD
 
-    changed = _with_person_fields(pruned, event)
-    update = _append_change(changed, kind, key, record, event.event_id, event.unit,
+    _take_person_fields(state, event)
+    update = _append_change(state, kind, key, record, event.event_id, event.unit,
                             event.published_at)
-    changed["seen"][event.event_id] = _seen_entry(update["version"], update["version"], partition,
-                                                 offset, event.published_at, index)
-    return Outcome(APPLIED, changed, [update])
+    state.seen[message] = Seen(update.version, tag, event.source_partition, event.source_offset,
+                               event.published_at)
+    return Outcome(APPLIED, state, [update], version=update.version)
 
 
-def apply_tick(
-    archive: Archive | None, tick: MaintenanceTick, *, partition: int, offset: int,
-    horizon_ms: int, index: int = 0,
-) -> Outcome:
-    """Expire disclosures due by the tick's date and prune dedup state older than the horizon."""
-    if archive is None:
+def apply_tick(state: PersonState | None, tick: MaintenanceTick, *, partition: int,
+               offset: int, horizon_ms: int, index: int = 0) -> Outcome:
+    """Expire disclosures due by the tick's date and prune dedup state older than the horizon;
+    the tick is item `index` of the by-person message at (partition, offset)."""
+    if state is None:
         return Outcome(NOTHING, None)
-    message_id = f"tick@{partition}:{offset}" + (f":{index}" if index else "")
-    seen = archive["seen"].get(message_id)
+    message = seen_key(f"tick@{partition}:{offset}" + (f":{index}" if index else ""))
+    seen = state.seen.get(message)
     if seen is not None:
-        return Outcome(REPLAY, None, replay_versions=(seen[0], seen[1]))
+        return Outcome(REPLAY, None, version=seen.version)
     as_of = date.fromisoformat(tick.as_of)
     as_of_ms = china_midnight_ms(as_of)
-    changed = _prune_seen(archive, as_of_ms - horizon_ms)
+    pruned = _prune_seen(state, as_of_ms - horizon_ms)
     due = sorted(
-        (rec["disclosure_end"], key)
-        for key, rec in changed["records"].items()
-        if rec["public"] and rec["disclosure_end"] and date.fromisoformat(rec["disclosure_end"])
-        <= as_of
+        (rec.disclosure_end, key) for key, rec in state.records.items()
+        if rec.public and rec.disclosure_end and date.fromisoformat(rec.disclosure_end) <= as_of
     )
     if not due:
-        return Outcome(NOTHING, changed if changed is not archive else None)
-    if changed is archive:
-        changed = _copy(archive)
+        return Outcome(NOTHING, state if pruned else None)
     updates = []
     for end, key in due:
-        current = changed["records"][key]
-        record = dict(current, public=False, record_version=current["record_version"] + 1)
-        at = china_midnight_ms(date.fromisoformat(end))
-        updates.append(_append_change(changed, DISCLOSURE_EXPIRED, key, record, None,
-                                      current["unit"], at))
-    changed["seen"][message_id] = [updates[0]["version"], updates[-1]["version"], partition,
-                                   offset, as_of_ms]
-    return Outcome(APPLIED, changed, updates)
+        current = state.records[key]
+        record = RecordState(
+            current.record_version + 1, False, False, current.content_hash, current.group,
+            current.category, current.severity, current.domain, current.occurred_at,
+            current.published_at, current.disclosure_start, current.disclosure_end,
+            current.content_json)
+        unit = key.partition("/")[0]
+        updates.append(_append_change(state, DISCLOSURE_EXPIRED, key, record, None, unit,
+                                      china_midnight_ms(date.fromisoformat(end))))
+    state.seen[message] = Seen(updates[0].version, 0, partition, offset, as_of_ms)
+    return Outcome(APPLIED, state, updates, version=updates[0].version)
 
 
 # -- internals ---------------------------------------------------------------------------------
 
-def _seen_entry(first: int, last: int, partition: int, offset: int, at_ms: int,
-                index: int) -> list[int]:
-    """[first version, last version, partition, offset, logical ms(, index within a pack)]."""
-    entry = [first, last, partition, offset, at_ms]
-    return [*entry, index] if index else entry
-
-
-def _index(seen: list[int]) -> int:
-    return seen[5] if len(seen) > 5 else 0
-
-
-def _copy(archive: Archive) -> Archive:
-    copied = dict(archive)
-    copied["records"] = dict(archive["records"])
-    copied["history"] = list(archive["history"])
-    copied["seen"] = dict(archive["seen"])
-    copied["groups"] = list(archive["groups"])
-    return copied
-
-
-def _prune_seen(archive: Archive, older_than_ms: int) -> Archive:
-    stale = [k for k, v in archive["seen"].items() if v[4] < older_than_ms]
-    if not stale:
-        return archive
-    pruned = _copy(archive)
+def _prune_seen(state: PersonState, older_than_ms: int) -> bool:
+    """Forget message ids older than the horizon; True when any was forgotten."""
+    stale = [k for k, s in state.seen.items() if s.at_ms < older_than_ms]
     for key in stale:
-        del pruned["seen"][key]
-    return pruned
+        del state.seen[key]
+    return bool(stale)
 
 
-def _with_person_fields(archive: Archive, event: EnrichedEvent) -> Archive:
-    changed = _copy(archive)
-    changed.update(masked_id=event.masked_id, name=event.name, birth_date=event.birth_date,
-                   sex=event.sex, division_code=event.division_code)
-    if event.group not in changed["groups"]:
-        changed["groups"] = sorted([*changed["groups"], event.group])
-    return changed
+def _take_person_fields(state: PersonState, event: EnrichedEvent) -> None:
+    state.masked_id, state.name, state.birth_date = event.masked_id, event.name, event.birth_date
+    state.sex, state.division_code = event.sex, event.division_code
+    if event.group not in state.groups:
+        state.groups = sorted([*state.groups, event.group])
 
 
-def _snapshot_from_event(event: EnrichedEvent, current: dict[str, Any] | None) -> dict[str, Any]:
+def _record_from_event(event: EnrichedEvent, current: RecordState | None) -> RecordState:
     as_of = china_date(event.published_at)
-    public = bool(
-        event.disclosure_start and event.disclosure_end
-        and date.fromisoformat(event.disclosure_start) <= as_of
-        < date.fromisoformat(event.disclosure_end)
-    )
-    return {
-        "unit": event.unit, "record_id": event.record_id,
-        "record_version": (current["record_version"] if current else 0) + 1,
-        "group": event.group, "category": event.category, "severity": event.severity,
-        "domain": event.domain, "occurred_at": event.occurred_at,
-        "published_at": event.published_at, "disclosure_start": event.disclosure_start,
-        "disclosure_end": event.disclosure_end, "public": public, "retracted": False,
-        "content_json": event.content_json, "content_hash": event.content_hash,
-    }
+    start, end = event.disclosure_start, event.disclosure_end
+    public = bool(start and end and date.fromisoformat(start) <= as_of < date.fromisoformat(end))
+    return RecordState(
+        (current.record_version if current else 0) + 1, False, public, event.content_hash,
+        event.group, event.category, event.severity, event.domain, event.occurred_at,
+        event.published_at, start, end, event.content_json)
 
 
-def _append_change(
-    archive: Archive, kind: str, key: str, record: dict[str, Any], event_id: str | None,
-    unit: str, at_ms: int,
-) -> Update:
-    """Put `record` in the archive, advance version and chain, and return the update."""
-    archive["records"][key] = record
-    version = archive["version"] + 1
-    update = build_update(archive, version, kind, record, event_id, unit, at_ms)
-    archive["version"] = version
-    archive["head"] = update["hash"]
-    archive["history"].append([version, kind, key, record["record_version"], event_id,
-                               update["hash"]])
-    if archive["first_update_ms"] is None:
-        archive["first_update_ms"] = at_ms
-    archive["last_update_ms"] = max(at_ms, archive["last_update_ms"] or at_ms)
-    ends = [r["disclosure_end"] for r in archive["records"].values()
-            if r["public"] and r["disclosure_end"]]
-    archive["next_expiry"] = min(ends) if ends else None
+def _append_change(state: PersonState, kind: str, key: str, record: RecordState,
+                   event_id: str | None, unit: str, at_ms: int) -> Update:
+    """Emit the update that puts `record` in the archive, then advance version and chain."""
+    version = state.version + 1
+    update = build_update(state, version, kind, key, record, event_id, unit, at_ms)
+    if record.retracted:
+        record.content_json = ""  # the update carried the snapshot; the tombstone needs none
+    state.records[key] = record
+    state.version = version
+    state.head = update.hash
+    ends = [r.disclosure_end for r in state.records.values() if r.public and r.disclosure_end]
+    state.next_expiry = min(ends) if ends else None
     return update
-
-
-def build_update(
-    archive: Archive, version: int, kind: str, record: dict[str, Any], event_id: str | None,
-    unit: str, at_ms: int,
-) -> Update:
-    """The ArchiveUpdate datum (as fastavro reads it back), hashed onto the chain."""
-    update: Update = {
-        "person_key": archive["person_key"], "masked_id": archive["masked_id"],
-        "name": archive["name"], "birth_date": date.fromisoformat(archive["birth_date"]),
-        "sex": archive["sex"], "division_code": archive["division_code"],
-        "groups": list(archive["groups"]), "version": version,
-        "previous_hash": archive["head"], "hash": "", "event_id": event_id, "unit": unit,
-        "updated_at": ms_to_datetime(at_ms),
-        "change": {"kind": kind, "record": _record_datum(record)},
-    }
-    update["hash"] = update_hash(archive["head"], update)
-    return update
-
-
-def _record_datum(record: dict[str, Any]) -> dict[str, Any]:
-    start, end = record["disclosure_start"], record["disclosure_end"]
-    return {
-        "unit": record["unit"], "record_id": record["record_id"],
-        "record_version": record["record_version"], "group": record["group"],
-        "category": record["category"], "severity": record["severity"],
-        "domain": record["domain"], "occurred_at": ms_to_datetime(record["occurred_at"]),
-        "published_at": ms_to_datetime(record["published_at"]),
-        "disclosure_start": date.fromisoformat(start) if start else None,
-        "disclosure_end": date.fromisoformat(end) if end else None,
-        "public": record["public"], "retracted": record["retracted"],
-        "content_json": record["content_json"],
-    }
