@@ -1,14 +1,23 @@
 """Consumed archive updates, decoded and checked once per batch (before any retry).
 
-An update that can never be applied (it does not decode as an ArchiveUpdate, or its hash does
-not match its own content) is marked rejected with a reason code; the sinks dead-letter it.
+An update carries the canonical text its hash covers (`hashed_body`, built once by the archive
+agent). The sink checks the link (SHA-256 of previous hash and that text against `hash`), reads
+the values from that text (one orjson parse: the same forms the platform stores) and never
+builds canonical JSON itself. An update from a producer before the field existed has no text:
+it is built from the decoded fields, as before.
+
+An update that can never be applied (it does not decode as an ArchiveUpdate, its hash does not
+match its content, or its text disagrees with its key fields) is marked rejected with a reason
+code; the sinks dead-letter it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+import orjson
 
 from connectors.errors import TransientError
 from creditbus.archive.chain import hashed_bytes, link_hash
@@ -34,12 +43,17 @@ class Incoming:
 
 @dataclass(slots=True)
 class Prepared:
-    """An incoming message with its decoded update, or the reason it is rejected."""
+    """An incoming message with its checked update, or the reason it is rejected."""
 
     msg: Incoming
-    update: dict[str, Any] | None = None
-    body: str | None = None  # creditbus.archive.chain.hashed_bytes(update), as text
-    doc: dict[str, Any] | None = None  # the body parsed (canonical JSON forms of the values)
+    person_key: str = ""
+    version: int = 0
+    previous_hash: str = ""
+    hash: str = ""
+    unit: str | None = None
+    update: dict[str, Any] | None = None  # the decoded datum (the HTTP sink posts it)
+    body: str | None = None  # the canonical text the hash covers (stored per update)
+    doc: dict[str, Any] | None = None  # that text parsed: the values in their platform forms
     reason: str | None = None
     message: str = ""
 
@@ -48,18 +62,19 @@ class Prepared:
         return self.reason is not None
 
     @property
-    def person_key(self) -> str:
-        assert self.update is not None
-        return str(self.update["person_key"])
-
-    @property
-    def version(self) -> int:
-        assert self.update is not None
-        return int(self.update["version"])
+    def published_at(self) -> float:
+        """The record's publication time (epoch seconds), for the latency metric."""
+        assert self.doc is not None
+        text = self.doc["change"]["record"]["published_at"]
+        return datetime.fromisoformat(text).timestamp()
 
 
-def prepare(wire: Wire, msg: Incoming) -> Prepared:
-    """Decode and check one message; raises TransientError when decoding may work later."""
+def prepare(wire: Wire, msg: Incoming, *, check_fields: bool = False) -> Prepared:
+    """Decode and check one message; raises TransientError when decoding may work later.
+
+    `check_fields`: also check that every field equals the hashed text (a consumer that uses
+    the decoded fields, not the text, needs it; it costs building the text once more).
+    """
     try:
         decoded = wire.decode(msg.value or b"")
     except WireError as exc:
@@ -70,13 +85,26 @@ def prepare(wire: Wire, msg: Incoming) -> Prepared:
         return Prepared(msg, reason=NOT_AN_UPDATE,
                         message=f"a {decoded.record_name} on the updates topic")
     update = decoded.datum
-    body = hashed_bytes(update)
-    if link_hash(update["previous_hash"], body) != update["hash"]:
-        return Prepared(msg, update=update, reason=HASH_MISMATCH,
-                        message=f"hash of version {update['version']} does not match its content")
-    text = body.decode("utf-8")
-    return Prepared(msg, update=update, body=text, doc=json.loads(text))
+    item = Prepared(msg, person_key=str(update["person_key"]), version=int(update["version"]),
+                    previous_hash=update["previous_hash"], hash=update["hash"],
+                    unit=update.get("unit"), update=update)
+    text: str | None = update.get("hashed_body")
+    body = text.encode() if text is not None else hashed_bytes(update)
+    if link_hash(item.previous_hash, body) != item.hash:
+        item.reason, item.message = HASH_MISMATCH, \
+            f"hash of version {item.version} does not match its content"
+        return item
+    doc = orjson.loads(body)
+    if text is not None and (doc.get("person_key") != item.person_key
+                             or doc.get("version") != item.version
+                             or (check_fields and hashed_bytes(update) != body)):
+        item.reason, item.message = HASH_MISMATCH, \
+            f"the hashed text of version {item.version} does not match its fields"
+        return item
+    item.body, item.doc = text if text is not None else body.decode(), doc
+    return item
 
 
-def prepare_all(wire: Wire, messages: list[Incoming]) -> list[Prepared]:
-    return [prepare(wire, m) for m in messages]
+def prepare_all(wire: Wire, messages: list[Incoming], *, check_fields: bool = False,
+                ) -> list[Prepared]:
+    return [prepare(wire, m, check_fields=check_fields) for m in messages]

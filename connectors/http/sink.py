@@ -52,7 +52,8 @@ class HttpWriter:
         return None
 
     def prepare(self, messages: list[Incoming]) -> HttpBatch:
-        batch = HttpBatch(prepare_all(self.wire, messages))
+        # the platform's API gets the decoded fields: check them against the hashed text
+        batch = HttpBatch(prepare_all(self.wire, messages, check_fields=True))
         accepted = [i.update for i in batch.items if not i.rejected and i.update is not None]
         if accepted:
             batch.body, batch.key = batch_body(self.schema, accepted)
@@ -82,15 +83,13 @@ class HttpWriter:
         where = (item.msg.partition, item.msg.offset)
         if where in batch.dead_lettered:
             return
-        update = item.update or {}
         extra: dict[str, str] = {}
-        if update:
-            extra.update({"person.key": str(update.get("person_key", "")),
-                          "person.version": str(update.get("version", ""))})
+        if item.person_key:
+            extra.update({"person.key": item.person_key, "person.version": str(item.version)})
         if answer is not None:
             extra.update({"http.status": str(answer.status), "http.response": answer.excerpt,
                           "http.idempotency_key": batch.key})
-        self.dead_letters.send(item.msg, reason, message, unit=update.get("unit"), extra=extra)
+        self.dead_letters.send(item.msg, reason, message, unit=item.unit, extra=extra)
         sent.append(where)
 
     @staticmethod
@@ -101,9 +100,7 @@ class HttpWriter:
         metrics.SINK_ROWS.inc(len(accepted))
         metrics.SINK_LAST_SUCCESS.set(now)
         for item in accepted:
-            assert item.update is not None
-            published = item.update["change"]["record"]["published_at"]
-            metrics.PUBLISH_TO_COMMIT.observe(max(0.0, now - published.timestamp()))
+            metrics.PUBLISH_TO_COMMIT.observe(max(0.0, now - item.published_at))
 
 
 def run_http_sink(options: LoopOptions, url: str, timeout: float, dead_letter_topic: str,

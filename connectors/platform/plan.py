@@ -55,22 +55,20 @@ def plan_batch(items: Sequence[Prepared], heads: Mapping[str, tuple[int, str]],
     state = dict(heads)
     plan = Plan()
     for item in items:
-        assert item.update is not None and item.doc is not None and item.body is not None
+        assert item.doc is not None and item.body is not None
         pk, version = item.person_key, item.version
         stored_version, head = state.get(pk, (0, GENESIS_HASH))
         if version <= stored_version:
             plan.skipped += 1
             continue
-        update = item.update
         if version > stored_version + 1:
             plan.breaks.append(ChainBreak(pk, version, GAP, stored_version))
-        elif update["previous_hash"] != head:
+        elif item.previous_hash != head:
             plan.breaks.append(ChainBreak(pk, version, FORK, stored_version))
-        state[pk] = (version, update["hash"])
+        state[pk] = (version, item.hash)
         doc = item.doc
-        plan.persons[pk] = person_row(doc, update["hash"])
+        plan.persons[pk] = person_row(doc, item.hash)
         plan.records[record_key(doc)] = record_row(doc)
-        plan.logs.append(log_row(doc, item.body, update["previous_hash"], update["hash"],
-                                 committed_at))
+        plan.logs.append(log_row(doc, item.body, item.previous_hash, item.hash, committed_at))
         plan.applied.append(item)
     return plan

@@ -161,13 +161,10 @@ class PlatformWriter:
             where = (item.msg.partition, item.msg.offset)
             if where in batch.dead_lettered:
                 continue
-            update = item.update or {}
             extra = {}
-            if update:
-                extra = {"person.key": str(update.get("person_key", "")),
-                         "person.version": str(update.get("version", ""))}
-            self.dead_letters.send(item.msg, reason, message, unit=update.get("unit"),
-                                   extra=extra)
+            if item.person_key:
+                extra = {"person.key": item.person_key, "person.version": str(item.version)}
+            self.dead_letters.send(item.msg, reason, message, unit=item.unit, extra=extra)
             sent.append(where)
         self.dead_letters.flush()
         batch.dead_lettered.update(sent)
@@ -182,9 +179,7 @@ class PlatformWriter:
         metrics.SINK_SKIPPED.inc(plan.skipped)
         metrics.SINK_LAST_SUCCESS.set(now)
         for item in plan.applied:
-            assert item.update is not None
-            published = item.update["change"]["record"]["published_at"]
-            metrics.PUBLISH_TO_COMMIT.observe(max(0.0, now - published.timestamp()))
+            metrics.PUBLISH_TO_COMMIT.observe(max(0.0, now - item.published_at))
         for brk in plan.breaks:
             CHAIN_BREAKS.labels(brk.kind).inc()
             log.warning("person %s: version %d applied over stored version %d (%s); "

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from creditbus.archive.chain import update_hash
+from creditbus.archive.chain import hashed_bytes, link_hash
 from creditbus.topics import sink_deadletter_topic, updates_topic
 from tests.bus import produce
 from tests.faults.conftest import Report
@@ -41,7 +41,8 @@ def _poisoned(update: dict[str, Any], index: int, field: str, value: Any) -> dic
         u["change"]["record"][field] = value
     else:
         u[field] = value
-    u["hash"] = update_hash(u["previous_hash"], u)
+    u["hashed_body"] = hashed_bytes(u).decode()  # as the archive agent carries it
+    u["hash"] = link_hash(u["previous_hash"], u["hashed_body"].encode())
     return u
 
 
@@ -67,7 +68,8 @@ def test_updates_the_database_refuses_are_dead_lettered_and_the_rest_lands(
         u = _poisoned(base, i, field, value)
         poison.append((u["person_key"].encode(), encode(u), CONSTRAINT))
     tampered = _poisoned(firsts[30], 100, "name", "张三")
-    tampered["name"] = "李四"  # after hashing: the hash no longer matches the content
+    # after hashing: the hash no longer matches the content
+    tampered["hashed_body"] = tampered["hashed_body"].replace("张三", "李四")
     poison.append((tampered["person_key"].encode(), encode(tampered), "SINK_HASH_MISMATCH"))
     builder = ScenarioBuilder(topic_prefix, b"test-secret", seed=SEED)
     number, name = builder.person()

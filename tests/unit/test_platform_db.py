@@ -162,14 +162,57 @@ def test_a_refused_update_is_isolated_dead_lettered_and_passed_over(db: SqliteDB
 
 
 def test_undecodable_and_forged_updates_are_dead_lettered(db: SqliteDB) -> None:
-    ups = person_updates(2)
-    forged = dict(ups[1], name="篡改")  # content changed, hash not recomputed
+    ups = person_updates(3)
+    # the hashed text changed, the hash not recomputed
+    forged = dict(ups[1], hashed_body=ups[1]["hashed_body"].replace(ups[1]["name"], "篡改"))
+    # the text of another version under this one's hash and key fields
+    swapped = dict(ups[1], hashed_body=ups[2]["hashed_body"])
     dead = FakeDeadLetters()
     writer = PlatformWriter(db, WIRE, dead, "g", "t")  # type: ignore[arg-type]
-    write(writer, incoming([ups[0], b"\x7fnot avro", encode(forged)]))
-    assert [reason for _, reason, _, _ in dead.sent] == ["WIRE_UNKNOWN_FRAMING", HASH_MISMATCH]
+    write(writer, incoming([ups[0], b"\x7fnot avro", encode(forged), encode(swapped)]))
+    assert [reason for _, reason, _, _ in dead.sent] == [
+        "WIRE_UNKNOWN_FRAMING", HASH_MISMATCH, HASH_MISMATCH]
     assert [r["version"] for r in db.dump("cb_update_log")] == [1]
-    assert db.load_offsets("g", "t") == {0: 3}
+    assert db.load_offsets("g", "t") == {0: 4}
+
+
+def test_the_hashed_text_is_what_the_platform_stores(db: SqliteDB) -> None:
+    """Fields altered beside an intact hashed text change nothing: the rows come from the
+    text the chain covers. A consumer that uses the fields checks them against it."""
+    [first] = person_updates(1)
+    altered = dict(first, name="篡改")
+    writer = PlatformWriter(db, WIRE, FakeDeadLetters(), "g", "t")  # type: ignore[arg-type]
+    write(writer, incoming([altered]))
+    [person] = db.dump("cb_person")
+    assert person["name"] == first["name"] != "篡改"
+    checked = prepare(WIRE, incoming([altered])[0], check_fields=True)
+    assert checked.reason == HASH_MISMATCH
+    assert prepare(WIRE, incoming([first])[0], check_fields=True).reason is None
+
+
+def test_updates_from_producers_before_the_carried_text_still_land(db: SqliteDB) -> None:
+    ups = [{k: v for k, v in u.items() if k != "hashed_body"} for u in person_updates(3)]
+    old = WIRE.store.versions("ArchiveUpdate")[0]
+    assert "hashed_body" not in {f["name"] for f in old.raw["fields"]}
+    messages = [Incoming("t", 0, i, None, old_encode(old, u)) for i, u in enumerate(ups)]
+    dead = FakeDeadLetters()
+    writer = PlatformWriter(db, WIRE, dead, "g", "t")  # type: ignore[arg-type]
+    write(writer, messages)
+    assert not dead.sent
+    assert [r["version"] for r in db.dump("cb_update_log")] == [1, 2, 3]
+    assert verify(db).ok
+
+
+def old_encode(version: Any, datum: dict[str, Any]) -> bytes:
+    """`datum` in the single-object encoding of an older schema version."""
+    from fastavro import schemaless_writer
+
+    from creditbus.contract.wire import SINGLE_OBJECT_MARKER
+
+    buf = io.BytesIO()
+    buf.write(SINGLE_OBJECT_MARKER + version.fingerprint)
+    schemaless_writer(buf, version.parsed, datum)
+    return buf.getvalue()
 
 
 def test_database_locked_is_transient_and_the_retry_loses_nothing(tmp_path: Path) -> None:
