@@ -29,8 +29,8 @@ EVENTS_INVALID = Counter("creditbus_events_invalid", "Inbound messages rejected,
 DUPLICATES = Counter("creditbus_duplicates", "Events dropped as duplicates, by kind.", ["kind"])
 ARCHIVE_UPDATES = Counter("creditbus_archive_updates", "Archive updates emitted, by change kind.",
                           ["kind"])
-REPLAYED_UPDATES = Counter("creditbus_replayed_updates",
-                           "Updates emitted again for a message reprocessed after a crash.")
+REPLAYS = Counter("creditbus_replays",
+                  "Messages processed again after a crash: their updates were already out.")
 DEAD_LETTERS = Counter("creditbus_dead_letters", "Messages sent to a dead-letter topic.",
                        ["stage", "reason"])
 PUBLISH_TO_UPDATE = Histogram("creditbus_publish_to_update_seconds",

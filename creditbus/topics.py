@@ -47,12 +47,37 @@ def worker_app_id(prefix: str) -> str:
     return f"{prefix}-archive-worker"
 
 
+def edge_group_id(prefix: str) -> str:
+    """The consumer group of the workers' edge stage (the inbound topics)."""
+    return f"{prefix}-archive-edge"
+
+
+def worker_groups(prefix: str, units: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """The workers' consumer groups with the topics each reads: the edge stage the inbound
+    topics, the Faust app the by-person topic. Lag tools sum the two."""
+    return [(edge_group_id(prefix), [raw_topic(prefix, unit) for unit in units]),
+            (worker_app_id(prefix), [by_person_topic(prefix)])]
+
+
+def archive_changelog_topic(prefix: str) -> str:
+    """The changelog of the workers' archive table (Faust's name for it)."""
+    return f"{worker_app_id(prefix)}-archives-changelog"
+
+
 def worker_topics(
     prefix: str, units: Iterable[str], partitions: int, replication: int
 ) -> list[TopicSpec]:
-    """The topics a stream worker reads or writes (what its ACLs let it see)."""
+    """The topics a stream worker reads or writes (what its ACLs let it see).
+
+    The table's changelog is among them: created before the worker joins its group, so Faust's
+    first look at the metadata already finds it with the partitions of the by-person topic
+    (otherwise the first table write can race its creation).
+    """
     theirs = {sink_deadletter_topic(prefix), audit_topic(prefix)}
-    return [s for s in bus_topics(prefix, units, partitions, replication) if s.name not in theirs]
+    specs = [s for s in bus_topics(prefix, units, partitions, replication)
+             if s.name not in theirs]
+    return [*specs, TopicSpec(archive_changelog_topic(prefix), partitions, replication,
+                              {"cleanup.policy": "compact"})]
 
 
 def bus_topics(

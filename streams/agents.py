@@ -1,26 +1,29 @@
-"""The worker's agents: ingest (stateless) and archive (stateful), plus the maintenance timer.
+"""The worker's Faust side: the archive agent and the maintenance timer.
 
-ingest:   <prefix>.raw.<unit>        -> decode, validate, enrich -> <prefix>.internal.by-person
-                                                                  \\-> <prefix>.deadletter
-archive:  <prefix>.internal.by-person -> dedup, apply, chain      -> <prefix>.archive.updates
-timer:    scans the local archives    -> maintenance ticks         -> <prefix>.internal.by-person
+edge:     <prefix>.raw.<unit>        -> decode, validate, enrich  -> <prefix>.internal.by-person
+          (streams/edge.py, a confluent-kafka stage)               \\-> <prefix>.deadletter
+archive:  <prefix>.internal.by-person -> dedup, apply, chain       -> <prefix>.archive.updates
+timer:    scans the local archives    -> maintenance ticks          -> <prefix>.internal.by-person
 
-Re-keying through the by-person topic partitions everything downstream by person key, so any
-number of workers share the load and each person's changes are applied in order by one worker.
+The by-person topic is partitioned by person key, so any number of workers share the load and
+each person's changes are applied in order by the one worker that owns its partition, and its
+table partition.
+
+The archive agent takes a batch of packs at a time. It applies every event in memory (one
+state load per person), sends the updates and dead letters, waits until the broker has them
+(`Output.flush`), and only then stores the changed states. So a state that remembers a message
+means that message's updates are out: after a crash, a message processed again is either
+applied again to the older state (the same updates, byte for byte, which the sink skips) or
+recognised as a replay with nothing to send. No replay buffer is needed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
-from collections import Counter
-from typing import Any
+from dataclasses import dataclass
 
 import faust
-import orjson
-from faust.streams import _current_event
-from faust.types import TP
 
 from creditbus import metrics
 from creditbus.archive import person
@@ -28,179 +31,113 @@ from creditbus.archive.event import (
     EnrichedEvent,
     Internal,
     MaintenanceTick,
-    pack_internal,
     parse_internal_all,
 )
+from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import china_date
-from creditbus.catalog.models import Catalog
 from creditbus.contract.wire import Wire
-from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
-from creditbus.ingest import Ingestor, Rejection
-from creditbus.security.keys import private_keys_from_settings
+from creditbus.deadletter import dead_letter_headers
 from creditbus.settings import Settings
-from creditbus.topics import by_person_topic, deadletter_topic, raw_topic, updates_topic
+from creditbus.topics import by_person_topic, deadletter_topic, updates_topic
+from streams.output import Output
 from streams.partitioning import person_partition
-from streams.tables import ArchiveTables, keep_recent, recall
+from streams.tables import ArchiveTable
+from streams.transport import processing
 
 log = logging.getLogger("creditbus.worker")
 
 ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 DAY_MS = 86_400_000
-INGEST_BATCH = 1000
-INGEST_WITHIN_S = 0.05
-ARCHIVE_BATCH = 2000
+ARCHIVE_BATCH = 200
+"""Packs per batch: each holds up to a few thousand events."""
 ARCHIVE_WITHIN_S = 0.05
 
 
-class Topology:
-    """Registers topics, tables, agents and timers on a Faust app."""
+@dataclass
+class _Person:
+    """A person touched by the batch: its state and the event its changelog entry follows."""
 
-    def __init__(self, app: faust.App, settings: Settings, catalog: Catalog, wire: Wire) -> None:
+    state: PersonState | None
+    event: faust.EventT
+    changed: bool = False
+
+
+class Topology:
+    """Registers the by-person topic, the archive table, the agent and the timer on an app."""
+
+    def __init__(self, app: faust.App, settings: Settings, wire: Wire, output: Output) -> None:
         prefix = settings.topic_prefix
         self.app = app
         self.wire = wire
+        self.output = output
         self.horizon_ms = settings.dedup_horizon_days * DAY_MS
-        self.ingestor = Ingestor(catalog, wire, settings.person_key_secret, prefix,
-                                 private_keys_from_settings(settings))
-        raw = dict(key_serializer="raw", value_serializer="raw")
-        self.inbound = app.topic(*(raw_topic(prefix, u.code) for u in catalog.units), **raw)
+        self.partitions = settings.partitions
         self.by_person_name = by_person_topic(prefix)
         self.updates_name = updates_topic(prefix)
-        self.by_person = app.topic(self.by_person_name, partitions=settings.partitions, **raw)
-        self.deadletters = app.topic(deadletter_topic(prefix), **raw)
-        self.tables = ArchiveTables(app, settings.partitions)
-        app.agent(self.inbound, name="ingest")(self.ingest)
+        self.deadletters_name = deadletter_topic(prefix)
+        self.by_person = app.topic(self.by_person_name, partitions=settings.partitions,
+                                   key_serializer="raw", value_serializer="raw")
+        self.table = ArchiveTable(app, settings.partitions)
         app.agent(self.by_person, name="archive")(self.archive)
         app.timer(settings.maintenance_interval_s, on_leader=False)(self.maintenance)
 
-    # -- ingest ---------------------------------------------------------------------------------
-
-    async def ingest(self, stream: faust.StreamT) -> None:
-        async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN_S):
-            arrived: Counter[tuple[str, str]] = Counter()
-            valid = [e for e in [await self._ingest_one(event, arrived) for event in events]
-                     if e]
-            await self._forward(valid)
-            # counted per batch: a labelled child's lookup costs more than its increment
-            for (unit, topic), count in arrived.items():
-                metrics.EVENTS_IN.labels(unit, topic).inc(count)
-            for unit, count in Counter(item.unit for item in valid).items():
-                metrics.EVENTS_VALID.labels(unit).inc(count)
-
-    async def _ingest_one(self, event: faust.EventT,
-                          arrived: Counter[tuple[str, str]]) -> EnrichedEvent | None:
-        msg = event.message
-        value: bytes | None = event.value
-        result = self.ingestor.process(value, msg.topic, msg.partition, msg.offset)
-        arrived[(result.unit or "unknown", msg.topic)] += 1
-        if isinstance(result, Rejection):
-            metrics.EVENTS_INVALID.labels(result.unit or "unknown", result.code).inc()
-            await self._dead_letter("ingest", result.code, result.message, msg.topic,
-                                    msg.partition, msg.offset, mask_ids_in_bytes(value or b""),
-                                    msg.key, result.unit)
-            return None
-        return result
-
-    async def _forward(self, valid: list[EnrichedEvent]) -> None:
-        """Send a batch's valid events to the by-person topic, packed per partition."""
-        count = self.app.consumer.topic_partitions(self.by_person_name)
-        if not count:  # metadata not known yet: one keyed message each, partitioned alike
-            for item in valid:
-                await self._send(self.by_person_name, item.person_key.encode(), item.to_bytes())
-            return
-        per_partition: dict[int, list[EnrichedEvent]] = {}
-        for item in valid:
-            per_partition.setdefault(person_partition(item.person_key, count), []).append(item)
-        for partition, items in per_partition.items():
-            for pack in pack_internal(items):
-                await self._send(self.by_person_name, None, pack, partition)
-
-    # -- archive --------------------------------------------------------------------------------
-
     async def archive(self, stream: faust.StreamT) -> None:
         async for events in stream.take_events(ARCHIVE_BATCH, within=ARCHIVE_WITHIN_S):
-            await self._archive_batch(events)
+            await self.archive_batch(events)
 
-    async def _archive_batch(self, events: list[faust.EventT]) -> None:
-        """Apply a batch, one load and one save per person however many of its events it has.
-
-        Grouping keeps each person's events in order; persons are independent of each other.
-        """
-        by_person: dict[tuple[int, str], list[tuple[faust.EventT, int, Internal]]] = {}
+    async def archive_batch(self, events: list[faust.EventT]) -> None:
+        """Apply a batch; send its output; once the output is durable, store the states."""
+        persons: dict[str, _Person] = {}
+        now = time.time()
         for event in events:
             msg = event.message
             try:
                 items = parse_internal_all(event.value)
             except (ValueError, TypeError, KeyError) as exc:
-                await self._dead_letter("archive", "INTERNAL_MESSAGE_INVALID", str(exc),
-                                        msg.topic, msg.partition, msg.offset, b"", msg.key, None)
+                self._dead_letter("INTERNAL_MESSAGE_INVALID", str(exc), msg.topic,
+                                  msg.partition, msg.offset, b"", msg.key, None)
                 continue
             for index, item in enumerate(items):
-                by_person.setdefault((msg.partition, item.person_key), []).append(
-                    (event, index, item))
-        committed = {p: self._committed(p) for p, _pk in by_person}
-        for (partition, pk), items in by_person.items():
-            # The table's store and changelog partition follow the current event, a context
-            # variable of this task. Only it is set: the stream's own `current_event` belongs
-            # to the task filling the next batch meanwhile.
-            token = _current_event.set(weakref.ref(items[-1][0]))
-            try:
-                await self._apply_person(pk, partition, committed[partition], items)
-            finally:
-                _current_event.reset(token)
+                entry = persons.get(item.person_key)
+                if entry is None:
+                    # the store reads the partition of the current event: this person's
+                    with processing(event):
+                        state = self.table.load(item.person_key)
+                    entry = persons[item.person_key] = _Person(state, event)
+                entry.event = event
+                self._apply(entry, item, msg.partition, msg.offset, index, now)
+        await self.output.flush_async()
+        for pk, entry in persons.items():
+            if entry.changed and entry.state is not None:
+                with processing(entry.event):
+                    self.table.save(pk, entry.state)
 
-    async def _apply_person(self, pk: str, partition: int, committed: int | None,
-                            items: list[tuple[faust.EventT, int, Internal]]) -> None:
-        archive = self.tables.load(pk)
-        changed = False
-        key = pk.encode()
-        now = time.time()
-        for event, index, item in items:
-            offset = event.message.offset
-            if isinstance(item, EnrichedEvent):
-                out = person.apply_event(archive, item, partition=partition, offset=offset,
-                                         horizon_ms=self.horizon_ms, index=index)
-            else:
-                out = person.apply_tick(archive, item, partition=partition, offset=offset,
-                                        horizon_ms=self.horizon_ms, index=index)
-            if out.result == person.REPLAY and out.replay_versions:
-                await self._replay(archive, key, *out.replay_versions)
-            elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
-                metrics.DUPLICATES.labels(out.result).inc()
-            elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
-                reason = out.dead_letter_reason or "REJECTED"
-                await self._dead_letter(
-                    "archive", reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
-                    item.source_topic, item.source_partition, item.source_offset, item.to_bytes(),
-                    key, item.unit)
-            if out.archive is None:
-                continue
-            archive, changed = out.archive, True
-            encoded = [self.wire.encode(ARCHIVE_UPDATE, u) for u in out.updates]
-            keep_recent(archive, committed,
-                        [(u["version"], offset, d) for u, d in zip(out.updates, encoded,
-                                                                   strict=True)])
-            for update, data in zip(out.updates, encoded, strict=True):
-                await self._send(self.updates_name, key, data)
-                metrics.ARCHIVE_UPDATES.labels(update["change"]["kind"]).inc()
-                if isinstance(item, EnrichedEvent):
-                    metrics.PUBLISH_TO_UPDATE.observe(max(0.0, now - item.published_at / 1000))
-        if changed and archive is not None:
-            self.tables.save(archive)
-
-    async def _replay(self, archive: dict[str, Any] | None, key: bytes, first: int,
-                      last: int) -> None:
-        found = recall(archive, first, last)
-        if len(found) != last - first + 1:  # cannot happen: kept in the same value as `seen`
-            log.error("replay of versions %d..%d found %d of them", first, last, len(found))
-        for _version, data in found:
-            await self._send(self.updates_name, key, data)
-            metrics.REPLAYED_UPDATES.inc()
-
-    def _committed(self, partition: int) -> int | None:
-        """The offset the consumer has committed on this by-person partition, if any."""
-        committed = getattr(self.app.consumer, "_committed_offset", {})
-        return committed.get(TP(self.by_person_name, partition))
+    def _apply(self, entry: _Person, item: Internal, partition: int, offset: int, index: int,
+               now: float) -> None:
+        if isinstance(item, EnrichedEvent):
+            out = person.apply_event(entry.state, item, horizon_ms=self.horizon_ms)
+        else:
+            out = person.apply_tick(entry.state, item, partition=partition, offset=offset,
+                                    horizon_ms=self.horizon_ms, index=index)
+        if out.result == person.REPLAY:
+            metrics.REPLAYS.inc()
+        elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
+            metrics.DUPLICATES.labels(out.result).inc()
+        elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
+            reason = out.dead_letter_reason or "REJECTED"
+            self._dead_letter(reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
+                              item.source_topic, item.source_partition, item.source_offset,
+                              item.to_bytes(), item.person_key.encode(), item.unit)
+        if out.state is None:
+            return
+        entry.state, entry.changed = out.state, True
+        key = item.person_key.encode()
+        for update in out.updates:
+            self.output.send(self.updates_name, self.wire.encode(ARCHIVE_UPDATE, update.datum),
+                             key=key)
+            metrics.ARCHIVE_UPDATES.labels(update.kind).inc()
+        if out.updates and isinstance(item, EnrichedEvent):
+            metrics.PUBLISH_TO_UPDATE.observe(max(0.0, now - item.published_at / 1000))
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -209,31 +146,25 @@ class Topology:
         now_ms = int(time.time() * 1000)
         today = china_date(now_ms).isoformat()
         cutoff = now_ms - self.horizon_ms
-        for key, value in list(self.tables.archives.items()):
-            if not value:
-                continue
-            archive: dict[str, Any] = orjson.loads(value)
-            due = archive.get("next_expiry") is not None and archive["next_expiry"] <= today
-            stale = any(entry[4] < cutoff for entry in archive["seen"].values())
+        sent = 0
+        for pk, state in self.table.items():
+            due = state.next_expiry is not None and state.next_expiry <= today
+            stale = any(s.at_ms < cutoff for s in state.seen.values())
             if due or stale:
-                tick = MaintenanceTick(archive["person_key"], today)
-                self.by_person.send_soon(key=key, value=tick.to_bytes())
-
-    async def _send(self, topic: str, key: bytes | None, value: bytes,
-                    partition: int | None = None) -> None:
-        """Hand a message to the producer without Faust's one-at-a-time send buffer.
-
-        Without a partition the producer partitions by key, as `send_soon` does; the consumer's
-        commit flushes the producer first, so a commit still never passes an unsent output.
-        """
-        await self.app.producer.send(topic, key, value, partition, None, None)
+                tick = MaintenanceTick(pk, today)
+                self.output.send(self.by_person_name, tick.to_bytes(), key=pk.encode(),
+                                 partition=person_partition(pk, self.partitions))
+                sent += 1
+        if sent:
+            await self.output.flush_async()
+            log.info("maintenance: %d ticks sent", sent)
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    async def _dead_letter(self, stage: str, reason: str, message: str, topic: str,
-                           partition: int, offset: int, value: bytes, key: bytes | None,
-                           unit: str | None) -> None:
-        metrics.DEAD_LETTERS.labels(stage, reason).inc()
-        headers = dead_letter_headers(stage=stage, reason=reason, message=message, topic=topic,
-                                      partition=partition, offset=offset, unit=unit)
-        self.deadletters.send_soon(key=key, value=value, headers=headers)
+    def _dead_letter(self, reason: str, message: str, topic: str, partition: int, offset: int,
+                     value: bytes, key: bytes | None, unit: str | None) -> None:
+        metrics.DEAD_LETTERS.labels("archive", reason).inc()
+        log.info("dead letter: %s at %s[%d]@%d", reason, topic, partition, offset)
+        headers = dead_letter_headers(stage="archive", reason=reason, message=message,
+                                      topic=topic, partition=partition, offset=offset, unit=unit)
+        self.output.send(self.deadletters_name, value, key=key, headers=headers)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from creditbus.catalog import default_catalog
 from creditbus.kafka.clientconf import confluent_auth
-from creditbus.kafka.lag import group_lag
+from creditbus.kafka.lag import workers_lag
 from creditbus.kafka.local import BrokerError, LocalBroker
 from creditbus.kafka.toolchain import PrerequisiteError
 from creditbus.settings import Settings
-from creditbus.topics import by_person_topic, raw_topic, worker_app_id
 
 DEMO_UNITS = ("justice", "edu", "health", "tax", "fire", "culture_tourism", "housing", "amr",
               "org", "fin_office", "audit")
@@ -117,17 +116,14 @@ Done. The platform database (SQLite) is {settings.database_url.removeprefix('sql
 def _wait_for_worker(worker: subprocess.Popen[bytes], bootstrap: str, settings: Settings,
                      log: Path, timeout: float = 600.0) -> bool:
     """Until the worker's consumer group has committed past every inbound and internal message."""
-    catalog = default_catalog(settings.catalog_dir)
-    prefix = settings.topic_prefix
-    topics = [raw_topic(prefix, u.code) for u in catalog.units] + [by_person_topic(prefix)]
-    group = worker_app_id(prefix)
+    units = [u.code for u in default_catalog(settings.catalog_dir).units]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             tail = log.read_text(errors="replace").splitlines()[-15:]
             print("error: the worker stopped:\n" + "\n".join(tail), file=sys.stderr)
             return False
-        lag = group_lag(bootstrap, group, topics, auth=confluent_auth(settings))
+        lag = workers_lag(bootstrap, settings.topic_prefix, units, auth=confluent_auth(settings))
         if lag == 0:
             return True
         print(f"  {lag:,} messages still to process", flush=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from creditbus.topics import worker_groups
+
 
 def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10.0,
               auth: dict[str, str] | None = None) -> int:
@@ -33,3 +35,10 @@ def group_lag(bootstrap: str, group: str, topics: list[str], timeout: float = 10
         return lag
     finally:
         consumer.close()
+
+
+def workers_lag(bootstrap: str, prefix: str, units: list[str], timeout: float = 10.0,
+                auth: dict[str, str] | None = None) -> int:
+    """What the stream workers have not committed past: inbound and by-person messages."""
+    return sum(group_lag(bootstrap, group, topics, timeout, auth)
+               for group, topics in worker_groups(prefix, units))

@@ -27,14 +27,14 @@ from creditbus.catalog import default_catalog
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import header_dict
 from creditbus.kafka.admin import TopicSpec, admin_client, delete_topics, ensure_topics
-from creditbus.kafka.lag import group_lag
+from creditbus.kafka.lag import workers_lag
 from creditbus.topics import (
     by_person_topic,
     deadletter_topic,
     raw_topic,
     sink_deadletter_topic,
     updates_topic,
-    worker_app_id,
+    worker_groups,
 )
 from tests.bus import BusProcess, worker_env
 
@@ -287,29 +287,27 @@ class FaultBus:
     # -- progress -------------------------------------------------------------------------------
 
     def worker_lag(self) -> int:
-        topics = [raw_topic(self.prefix, u) for u in units()] + [by_person_topic(self.prefix)]
-        return group_lag(self.bootstrap, worker_app_id(self.prefix), topics)
+        return workers_lag(self.bootstrap, self.prefix, units())
 
     def lagging(self) -> list[str]:
         """'topic[partition] committed/end' of every worker partition not committed to its end."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap,
-                             "group.id": worker_app_id(self.prefix),
-                             "enable.auto.commit": False})
-        try:
-            topics = [raw_topic(self.prefix, u) for u in units()] + [by_person_topic(self.prefix)]
-            metadata = consumer.list_topics(timeout=10)
-            parts = [TopicPartition(t, p) for t in topics if t in metadata.topics
-                     for p in metadata.topics[t].partitions]
-            out = []
-            for tp in consumer.committed(parts, timeout=10):
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                position = tp.offset if tp.offset >= 0 else low
-                if position < high:
-                    out.append(f"{tp.topic[len(self.prefix) + 1:]}[{tp.partition}] "
-                               f"committed {position} of {high}")
-            return out
-        finally:
-            consumer.close()
+        out = []
+        for group, topics in worker_groups(self.prefix, units()):
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group,
+                                 "enable.auto.commit": False})
+            try:
+                metadata = consumer.list_topics(timeout=10)
+                parts = [TopicPartition(t, p) for t in topics if t in metadata.topics
+                         for p in metadata.topics[t].partitions]
+                for tp in consumer.committed(parts, timeout=10):
+                    low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    position = tp.offset if tp.offset >= 0 else low
+                    if position < high:
+                        out.append(f"{tp.topic[len(self.prefix) + 1:]}[{tp.partition}] "
+                                   f"committed {position} of {high}")
+            finally:
+                consumer.close()
+        return out
 
     def commit_problem(self, timeout: float = 30.0) -> list[str]:
         """[] once the worker group's commits caught up, else one line saying where not."""

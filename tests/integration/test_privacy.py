@@ -19,13 +19,13 @@ import pytest
 from creditbus.catalog import default_catalog
 from creditbus.identity import IdentifierError, parse_resident_id
 from creditbus.kafka.admin import admin_client
-from creditbus.kafka.lag import group_lag
+from creditbus.kafka.lag import workers_lag
 from creditbus.kafka.ports import free_port
 from creditbus.publish import CreditPublisher
 from creditbus.publish.sample import sample_events
 from creditbus.security.keys import generate_key_files
 from creditbus.settings import Settings
-from creditbus.topics import RAW_SEGMENT, by_person_topic, raw_topic, worker_app_id
+from creditbus.topics import RAW_SEGMENT
 from tests.bus import BusProcess, consume_all, wait_for, worker_env
 
 ID_LIKE = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9Xx])")
@@ -73,10 +73,9 @@ def run_full_bus(env: dict[str, str], tmp_path: Path) -> str:
     worker = BusProcess(["worker"], wenv, tmp_path / "worker.log").start()
     try:
         prefix = env["CREDITBUS_TOPIC_PREFIX"]
-        topics = [raw_topic(prefix, u.code) for u in default_catalog().units]
-        topics.append(by_person_topic(prefix))
-        wait_for(lambda: group_lag(env["CREDITBUS_BOOTSTRAP"], worker_app_id(prefix), topics)
-                 == 0, 180, "the worker to process everything")
+        units = [u.code for u in default_catalog().units]
+        wait_for(lambda: workers_lag(env["CREDITBUS_BOOTSTRAP"], prefix, units) == 0, 180,
+                 "the worker to process everything")
         worker_metrics = urlopen(
             f"http://127.0.0.1:{wenv['CREDITBUS_WORKER_METRICS_PORT']}/metrics").read()
     finally:

@@ -1,0 +1,171 @@
+"""The edge stage: inbound records -> decoded, validated, enriched -> packs on the by-person topic.
+
+It runs in every worker process, in a thread of its own, with a confluent-kafka consumer in
+the group `<prefix>-archive-edge` and a producer of its own (docs/design.md says why here and
+not in a Faust agent: Faust's per-record machinery costs more than the work itself). A batch
+at a time: consume up to `batch_size` records, run `Ingestor.process` on each, send the valid
+events as packs to the partition of their person and the rejected ones to the dead-letter
+topic (masked bytes, headers with the reason and the source position), flush the producer,
+then commit the batch's offsets. A crash anywhere before the commit makes the batch be read
+again; the archive agent recognises the repeated events by their inbound position, so the
+effect is once (at-least-once delivery, idempotent effects).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from creditbus import metrics
+from creditbus.archive.event import EnrichedEvent, pack_internal
+from creditbus.contract.wire import WireError
+from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
+from creditbus.ingest import Ingestor, Rejection
+from streams.output import Output
+from streams.partitioning import person_partition
+
+log = logging.getLogger("creditbus.worker")
+
+BATCH_SIZE = 2000
+BATCH_S = 0.05
+RETRY_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class EdgeStage:
+    """One consumer loop; `run` returns when `stop` is set."""
+
+    def __init__(self, ingestor: Ingestor, consumer_config: dict[str, Any],
+                 output: Output, *, inbound: list[str], by_person: str, deadletters: str,
+                 stop: threading.Event, batch_size: int = BATCH_SIZE,
+                 batch_s: float = BATCH_S) -> None:
+        self.ingestor = ingestor
+        self.output = output
+        self.inbound = inbound
+        self.by_person = by_person
+        self.deadletters = deadletters
+        self.stop = stop
+        self.batch_size = batch_size
+        self.batch_s = batch_s
+        self.partitions = 0
+        self.consumer = Consumer({
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "range",
+            **consumer_config,
+        })
+
+    def run(self) -> None:
+        self.partitions = self._partition_count()
+        self.consumer.subscribe(self.inbound, on_assign=self._on_assign)
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                messages = self.consumer.consume(self.batch_size, self.batch_s)
+                if not messages:
+                    continue
+                try:
+                    self.process(messages)
+                    failures = 0
+                except WireError as exc:  # retriable: the schema registry is unavailable
+                    delay = RETRY_S[min(failures, len(RETRY_S) - 1)]
+                    failures += 1
+                    log.warning("edge: %s; reading the batch again in %.1f s", exc, delay)
+                    self._rewind(messages)
+                    self.stop.wait(delay)
+        finally:
+            self.consumer.close()
+
+    def _partition_count(self) -> int:
+        metadata = self.consumer.list_topics(self.by_person, timeout=30)
+        topic = metadata.topics.get(self.by_person)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise RuntimeError(f"topic {self.by_person} is missing: run `creditbus worker` "
+                               "with rights to create it, or create it first")
+        return len(topic.partitions)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("edge: assigned %d inbound partitions", len(partitions))
+
+    def process(self, messages: list[Message]) -> None:
+        """One batch: send its outcomes, make them durable, then commit its offsets."""
+        packs: dict[int, list[EnrichedEvent]] = {}
+        arrived: Counter[tuple[str, str]] = Counter()
+        valid: Counter[str] = Counter()
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise RuntimeError(f"Kafka consumer failed: {err}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("edge consumer: %s", err)
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            offsets[(topic, partition)] = offset + 1
+            value = msg.value()
+            result = self.ingestor.process(value, topic, partition, offset)
+            arrived[(result.unit or "unknown", topic)] += 1
+            if isinstance(result, Rejection):
+                self._dead_letter(msg, result)
+                continue
+            valid[result.unit] += 1
+            packs.setdefault(person_partition(result.person_key, self.partitions),
+                             []).append(result)
+        for partition, events in packs.items():
+            for pack in pack_internal(events):
+                self.output.send(self.by_person, pack, partition=partition)
+        self.output.flush()
+        if offsets:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o)
+                                          for (t, p), o in offsets.items()],
+                                 asynchronous=True)
+        for (unit, topic), count in arrived.items():
+            metrics.EVENTS_IN.labels(unit, topic).inc(count)
+        for unit, count in valid.items():
+            metrics.EVENTS_VALID.labels(unit).inc(count)
+
+    def _dead_letter(self, msg: Message, rejection: Rejection) -> None:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        metrics.EVENTS_INVALID.labels(rejection.unit or "unknown", rejection.code).inc()
+        metrics.DEAD_LETTERS.labels("ingest", rejection.code).inc()
+        log.info("dead letter: %s at %s[%d]@%d", rejection.code, topic, partition, offset)
+        headers = dead_letter_headers(stage="ingest", reason=rejection.code,
+                                      message=rejection.message, topic=topic,
+                                      partition=partition, offset=offset, unit=rejection.unit)
+        self.output.send(self.deadletters, mask_ids_in_bytes(msg.value() or b""),
+                         key=msg.key(), headers=headers)
+
+    def _rewind(self, messages: list[Message]) -> None:
+        """Seek every partition of the batch back to its first record in it."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            if msg.error() is None:
+                first.setdefault((msg.topic(), msg.partition()), msg.offset())
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+
+
+def run_in_thread(stage: EdgeStage, on_crash: Callable[[BaseException], None]) -> threading.Thread:
+    """Start `stage.run` in a daemon thread; an exception ends it and calls `on_crash`."""
+    def target() -> None:
+        try:
+            stage.run()
+        except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
+            log.error("edge stage failed: %s", exc)
+            on_crash(exc)
+
+    thread = threading.Thread(target=target, name="creditbus-edge", daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_stopped(thread: threading.Thread, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.1)
