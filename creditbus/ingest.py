@@ -63,7 +63,7 @@ class Ingestor:
                 return Rejection(exc.code, redact(str(exc)), topic_unit)
         try:
             valid = validate_event(datum, self.catalog, topic_unit=topic_unit,
-                                   encoded_size=len(raw or b""))
+                                   encoded_size=len(raw or b""), decoded=True)
         except EventRejected as exc:
             return Rejection(exc.code, redact(str(exc.message)), topic_unit)
         return enrich(datum, valid.resident, self.catalog, self.secret, topic=topic,

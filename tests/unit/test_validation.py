@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -156,7 +157,6 @@ def test_valid_events_of_every_content_type(content_type: str | None) -> None:
     if content_type is None:
         datum["severity"] = None
     valid = check(datum, topic_unit=datum["unit"])
-    assert isinstance(valid.event, CreditEvent)
     assert valid.resident.number == ID
     assert valid.resident.birth_date == date(1982, 5, 14)
     assert valid.severity == ("general" if content_type == "Penalty" else None)
@@ -170,9 +170,9 @@ def test_the_examples_validate_after_a_wire_round_trip() -> None:
     lines = (REPO / "examples" / "events.jsonl").read_text("utf-8").splitlines()
     for line in filter(str.strip, lines):
         datum = wire.decode(wire.encode("CreditEvent", load_event(schema, line))).datum
-        valid = validate_event(datum, CATALOG, topic_unit=datum["unit"])
-        assert valid.event.event_id == datum["event_id"]
-        assert valid.resident.in_ganzhou
+        for decoded in (False, True):
+            valid = validate_event(datum, CATALOG, topic_unit=datum["unit"], decoded=decoded)
+            assert valid.resident.in_ganzhou
 
 
 def test_sparse_datum_of_the_json_form_validates() -> None:
@@ -419,6 +419,52 @@ def test_size_limits() -> None:
     many = {f"k{i}": "v" for i in range(ARRAY_MAX + 1)}
     rejected(event("Note", content_fields={"attributes": many}), R.FIELD_TOO_LONG,
              "content.attributes")
+
+
+def _over_long_cases() -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(content type, field, override) for one value just over each size limit of the models."""
+    cases: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("Penalty", f, {f: "A" * (ID_MAX + 1)})
+        for f in ("event_id", "unit", "record_id", "group", "category", "severity", "domain")]
+    cases.append(("Penalty", "source_ref", {"source_ref": "源" * (SHORT_TEXT_MAX + 1)}))
+    for field, most in (("name", NAME_MAX), ("organisation", SHORT_TEXT_MAX),
+                        ("organisation_uscc", ID_MAX), ("id_number", ID_MAX)):
+        cases.append(("Penalty", f"person.{field}", {"person": {field: "9" * (most + 1)}}))
+    for kind, body in CONTENTS.items():
+        for field, value in body.items():
+            if isinstance(value, str):
+                limits = (NAME_MAX, ID_MAX, SHORT_TEXT_MAX, TEXT_MAX)
+                for most in limits:  # the first that a one-longer value breaks is its limit
+                    cases.append((kind, f"content.{field}",
+                                  {"content_fields": {field: "字" * (most + 1)}}))
+    cases.append(("Penalty", "content.penalty_types",
+                  {"content_fields": {"penalty_types": ["警告"] * (ARRAY_MAX + 1)}}))
+    cases.append(("Penalty", "content.penalty_types",
+                  {"content_fields": {"penalty_types": ["警告", "警" * (NAME_MAX + 1)]}}))
+    cases.append(("Note", "content.attributes",
+                  {"content_fields": {"attributes": {"k" * (ID_MAX + 1): "v"}}}))
+    cases.append(("Note", "content.attributes",
+                  {"content_fields": {"attributes": {"k": "值" * (TEXT_MAX + 1)}}}))
+    cases.append(("Note", "content.attributes",
+                  {"content_fields": {"attributes": {f"k{i}": "v" for i in range(ARRAY_MAX + 1)}}}))
+    return cases
+
+
+@pytest.mark.parametrize(("content_type", "field", "override"), _over_long_cases())
+def test_decoded_events_meet_the_same_size_limits_as_the_models(
+    content_type: str, field: str | None, override: dict[str, Any],
+) -> None:
+    """The bus checks decoded events' sizes without building the models: the verdict, the
+    reason code, the message and the field are those of validating the models."""
+    datum = event(content_type, **copy.deepcopy(override))
+    outcomes = []
+    for decoded in (False, True):
+        try:
+            check(datum, decoded=decoded)
+            outcomes.append(None)
+        except EventRejected as exc:
+            outcomes.append((exc.code, exc.message, exc.field))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_whole_event_limit() -> None:
