@@ -5,8 +5,9 @@ Principals (SASL/SCRAM-SHA-512 users):
 - `unit-<code>`, one per unit and association: write (and describe) its own inbound topic
   `<prefix>.raw.<code>` (a LITERAL pattern: `credit.raw.tax` must not cover `credit.raw.taxi`);
 - `worker`: read every raw topic (PREFIXED `<prefix>.raw.`), read and write the by-person topic,
-  write the updates and dead-letter topics, its consumer group and its Faust-managed topics
-  (changelogs, repartition and leader topics start with `<worker app id>-`, which it may create);
+  write the updates and dead-letter topics, its two consumer groups (the Faust app's and the
+  edge stage's, `<prefix>-archive-edge`) and its Faust-managed topics (changelogs, repartition
+  and leader topics start with `<worker app id>-`, which it may create);
 - `sink`: read the updates topic in the sink's default consumer groups (`<prefix>-platform-sink`,
   `<prefix>-http-sink`), write the sink dead-letter topic;
 - `query`: write the audit topic.
@@ -47,6 +48,7 @@ from creditbus.topics import (
     audit_topic,
     by_person_topic,
     deadletter_topic,
+    edge_group_id,
     raw_topic,
     sink_deadletter_topic,
     updates_topic,
@@ -143,6 +145,7 @@ def plan_principals(prefix: str, units: Iterable[str]) -> list[PrincipalPlan]:
         *_topic(deadletter_topic(prefix), "WRITE", "DESCRIBE"),
         *_topic(f"{app_id}-", "CREATE", "READ", "WRITE", "DESCRIBE", pattern="PREFIXED"),
         Grant("GROUP", app_id, "LITERAL", "READ"),
+        Grant("GROUP", edge_group_id(prefix), "LITERAL", "READ"),
         _IDEMPOTENT,
     )))
     plans.append(PrincipalPlan("sink", "sink", (

@@ -585,7 +585,7 @@ def test_every_process_is_its_own_principal_of_the_acl_plan(
 ) -> None:
     from creditbus.catalog import default_catalog
     from creditbus.security.acl import plan_principals
-    from creditbus.topics import worker_app_id
+    from creditbus.topics import edge_group_id, worker_app_id
 
     setup = rendered["kafka-setup"]
     prefix = setup["CREDITBUS_TOPIC_PREFIX"]
@@ -618,7 +618,7 @@ def test_every_process_is_its_own_principal_of_the_acl_plan(
     # the sink's default group (`creditbus sink` without --group), the query's audit topic
     groups = {name: {g.name for g in plans[user].grants if g.resource == "GROUP"}
               for name, user in users.items()}
-    assert worker_app_id(prefix) in groups["worker"]
+    assert {worker_app_id(prefix), edge_group_id(prefix)} <= groups["worker"]
     sink_argv = command_argv(services["sink"])
     assert "--group" not in sink_argv and "--http" not in sink_argv
     assert f"{prefix}-platform-sink" in groups["sink"]

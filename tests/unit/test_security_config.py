@@ -31,7 +31,7 @@ from creditbus.kafka.tls import (
     ensure_ca,
 )
 from creditbus.security.acl import AclError, CredentialStore, Grant, plan_principals
-from creditbus.topics import worker_app_id
+from creditbus.topics import edge_group_id, worker_app_id
 
 
 def settings(bootstrap: str = "127.0.0.1:9092,localhost:9093", **fields: object
@@ -192,6 +192,7 @@ def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
     assert Grant("TOPIC", "credit.raw.", "PREFIXED", "READ") in worker
     assert Grant("TOPIC", f"{worker_app_id('credit')}-", "PREFIXED", "CREATE") in worker
     assert Grant("GROUP", worker_app_id("credit"), "LITERAL", "READ") in worker
+    assert Grant("GROUP", edge_group_id("credit"), "LITERAL", "READ") in worker
     assert not any(g.operation == "WRITE" and ".raw." in g.name for g in worker)
     sink = set(plans["sink"].grants)
     assert Grant("TOPIC", "credit.archive.updates", "LITERAL", "READ") in sink
