@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from creditbus.catalog import default_catalog
@@ -458,18 +457,7 @@ def scenario_problems(state: PlatformState, scenario: Any) -> list[str]:
     return problems
 
 
-STUCK_COMMIT = "commits stay"
-
-
 def assert_no_problems(problems: list[str]) -> None:
-    """Fail on any problem; when the only ones left are commits that stopped advancing while the
-    output is complete and exact, report an expected failure instead.
-
-    That is faust-streaming's stuck commit after a rebalance or restart (issues #221, #318,
-    #606; docs/guarantees.md, "Known limitation"): the archives are exact, the worker group's
-    lag does not return to 0. Reported, not hidden.
-    """
-    others = [p for p in problems if STUCK_COMMIT not in p]
-    assert not others, "\n".join(others[:20])
-    if problems:
-        pytest.xfail("faust-streaming stuck commit: " + "; ".join(problems[:3]))
+    """Fail on any problem, a worker group whose commits stopped advancing included (the
+    stuck commit of stock faust-streaming after a rebalance, fixed by streams/transport.py)."""
+    assert not problems, "\n".join(problems[:20])
