@@ -135,6 +135,9 @@ class Consumer(faust_aiokafka.Consumer):
         if self.suspend_flow.is_set():
             return False
         coro = callback(message)
+        if not inspect.iscoroutine(coro):  # another kind of awaitable: Faust's own way
+            result = await self.wait_first(coro, self.suspend_flow.wait())
+            return coro in result.done
         try:
             pending = coro.send(None)
         except StopIteration:

@@ -128,6 +128,20 @@ def test_a_suspension_during_a_waiting_callback_stops_the_delivery() -> None:
     assert asyncio.run(with_consumer(scenario)) == (False, ["before", "cancelled"])
 
 
+def test_a_callback_returning_a_future_is_awaited_as_faust_does() -> None:
+    async def scenario(consumer: transport.Consumer) -> bool:
+        loop = asyncio.get_running_loop()
+
+        def callback(_message: Message) -> asyncio.Future[None]:
+            done: asyncio.Future[None] = loop.create_future()
+            loop.call_later(0.01, done.set_result, None)
+            return done
+
+        return await consumer.deliver(callback, message())
+
+    assert asyncio.run(with_consumer(scenario)) is True
+
+
 def test_nothing_is_delivered_while_the_flow_is_suspended() -> None:
     async def scenario(consumer: transport.Consumer) -> tuple[bool, int]:
         calls: list[Message] = []
