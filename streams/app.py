@@ -10,8 +10,9 @@ from creditbus.topics import worker_app_id
 from streams import transport
 
 
-def create_app(settings: Settings) -> faust.App:
-    """One app per worker process; its consumer group is shared by all workers.
+def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
+    """One app per worker process; its consumer group is shared by all workers (`app_id`:
+    another group, e.g. the benchmark's do-nothing agent).
 
     The app runs on the project's own Faust transport (`streams.transport`, selected by the
     `creditbus://` scheme) and its table manager, whose recovery resumes the streams only
@@ -19,7 +20,7 @@ def create_app(settings: Settings) -> faust.App:
     """
     brokers = [f"{transport.SCHEME}://{host}" for host in settings.bootstrap.split(",") if host]
     return faust.App(
-        worker_app_id(settings.topic_prefix),
+        app_id or worker_app_id(settings.topic_prefix),
         broker=brokers,
         store=settings.store,
         datadir=str(settings.state_dir),
@@ -31,7 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         web_enabled=settings.worker_web_port > 0,
         web_port=settings.worker_web_port or 6066,
-        web_bind="0.0.0.0",
+        web_bind=settings.metrics_host,
         producer_acks=-1,
         producer_linger_ms=5,
         producer_compression_type="lz4",  # archive values in the changelog compress well

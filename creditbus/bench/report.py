@@ -48,7 +48,23 @@ def markdown(r: BenchResult) -> str:
                 f"| of which publication -> archive update (worker) p50 / p95 / p99 | "
                 f"{q['p50_update']:.3f} / {q.get('p95_update', 0):.3f} / "
                 f"{q.get('p99_update', 0):.3f} s |")
-    lines += [f"- {note}" for note in r.notes]
+    if r.steps_us:
+        lines += ["", "Domain work per inbound message, without Kafka (CPU µs):", "",
+                  "| step | µs |", "| --- | --- |"]
+        lines += [f"| {step} | {us:,.1f} |" for step, us in r.steps_us.items()]
+        lines.append(f"| **all steps** | **{sum(r.steps_us.values()):,.1f}** |")
+    if r.records_written and r.events:
+        lines += ["", "Kafka records written during the backfill:", "",
+                  "| topic | records | per inbound message |", "| --- | --- | --- |"]
+        lines += [f"| {kind} | {n:,} | {n / r.events:.3f} |"
+                  for kind, n in r.records_written.items()]
+    if r.floors:
+        lines += ["", "Floors: consumers that do nothing, on the same topics:", "",
+                  "| consumer | records | records/s | CPU µs per record |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {name} | {f.get('records', 0):,.0f} | {f.get('records_per_s', 0):,.0f} "
+                  f"| {f.get('cpu_us_per_record', 0):.1f} |" for name, f in r.floors.items()]
+    lines += ["", *[f"- {note}" for note in r.notes]] if r.notes else []
     return "\n".join(lines) + "\n"
 
 

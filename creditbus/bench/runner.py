@@ -21,6 +21,8 @@ from urllib.request import urlopen
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from creditbus.bench.floors import consumer_floor, faust_floor, records_written
+from creditbus.bench.steps import measure_steps
 from creditbus.bench.workload import Workload
 from creditbus.catalog import default_catalog
 from creditbus.contract.wire import Wire
@@ -30,7 +32,14 @@ from creditbus.kafka.local import ADMIN_USER, BrokerState, LocalBroker, admin_se
 from creditbus.kafka.ports import free_port
 from creditbus.security.acl import CredentialStore, apply_plan, plan_principals
 from creditbus.settings import Settings
-from creditbus.topics import bus_topics, raw_topic
+from creditbus.topics import (
+    archive_changelog_topic,
+    bus_topics,
+    by_person_topic,
+    deadletter_topic,
+    raw_topic,
+    updates_topic,
+)
 
 
 @dataclass
@@ -54,7 +63,17 @@ class BenchResult:
     topic_mib: dict[str, float] = field(default_factory=dict)
     state_mib: dict[str, float] = field(default_factory=dict)
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    steps_us: dict[str, float] = field(default_factory=dict)
+    """Domain CPU µs per inbound message, step by step, without Kafka (bench/steps.py)."""
+    records_written: dict[str, int] = field(default_factory=dict)
+    """Kafka records written during the backfill, by kind of topic."""
+    floors: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Do-nothing consumers on the hot path's topics: records/s, CPU µs per record."""
     notes: list[str] = field(default_factory=list)
+
+
+STEP_EVENTS = 50_000
+"""Inbound messages of the domain-step measurement (enough for stable per-event figures)."""
 
 
 def _progress(text: str) -> None:
@@ -259,6 +278,15 @@ class BusUnderTest:
                 proc.kill()
 
 
+def _client_env(env: dict[str, str], own: Settings) -> dict[str, str]:
+    """`env` with the bench's own client settings (its super user on a secure broker)."""
+    if not own.kafka_username:
+        return env
+    return dict(env, CREDITBUS_KAFKA_USERNAME=own.kafka_username,
+                CREDITBUS_KAFKA_PASSWORD=own.kafka_password,
+                CREDITBUS_KAFKA_CA_FILE=str(own.kafka_ca_file))
+
+
 def secure_bench_settings(settings: Settings, state: BrokerState, home: Path) -> Settings:
     """The bench's own clients on a secure broker: its super user, its CA."""
     password = admin_secret_file(home).read_text().strip()
@@ -316,6 +344,9 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
             result.notes.append("secure mode: SASL_SSL (SCRAM-SHA-512 over TLS), ACLs; "
                                 "the worker and the sink each with a user of its own")
 
+        _progress(f"Domain steps without Kafka ({min(events, STEP_EVENTS):,} events) ...")
+        result.steps_us = measure_steps(catalog, min(events, STEP_EVENTS), settings.partitions)
+
         _progress("Raw limit: a plain consumer reading and decoding the same events ...")
         inbound = [raw_topic(prefix, u) for u in workload.units()]
         result.raw_limit_eps = measure_raw_limit(client, inbound, c.messages)
@@ -352,6 +383,22 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
             "kafka_logs": round(dir_mib(workdir / "home" / "kafka"), 1),
         }
         result.topic_mib = topic_mib(workdir / "home" / "kafka" / "data", prefix)
+        kinds = {"inbound": inbound, "by-person": [by_person_topic(prefix)],
+                 "changelog": [archive_changelog_topic(prefix)],
+                 "updates": [updates_topic(prefix)], "dead letters": [deadletter_topic(prefix)]}
+        written = result.records_written = records_written(client, kinds)
+
+        _progress("Floors: do-nothing consumers on the same topics ...")
+        result.floors = {
+            "confluent-kafka, inbound": consumer_floor(client, inbound, written["inbound"]),
+            "confluent-kafka, by-person": consumer_floor(client, kinds["by-person"],
+                                                         written["by-person"]),
+            "confluent-kafka, updates": consumer_floor(client, kinds["updates"],
+                                                       written["updates"]),
+            "Faust agent, by-person": faust_floor(_client_env(env, own),
+                                                  by_person_topic(prefix),
+                                                  written["by-person"]),
+        }
 
         for rate in rates:
             _progress(f"Latency at {rate:,} events/s for {rate_seconds} s ...")

@@ -35,6 +35,25 @@ def test_bench_measures_everything_and_writes_the_report(tmp_path: Path) -> None
     assert result["peak_rss_mib"]["worker0"] > 0
     assert result["topic_mib"]["raw.*"] > 0 and result["topic_mib"]["archive.updates"] > 0
 
+    steps = result["steps_us"]
+    assert set(steps) == {"ingest", "partition + pack", "unpack", "state load + save", "apply",
+                          "encode update", "sink prepare", "sink write"}
+    assert all(us > 0 for us in steps.values())
+    written = result["records_written"]
+    assert written["inbound"] == result["events"]
+    # every valid event made one update: the workload publishes each record once
+    assert written["updates"] == result["valid"]
+    assert written["dead letters"] == result["bad"]
+    assert 0 < written["by-person"] < result["events"] / 5  # packs, not one record per event
+    assert 0 < written["changelog"] <= written["updates"]
+    floors = result["floors"]
+    assert set(floors) == {"confluent-kafka, inbound", "confluent-kafka, by-person",
+                           "confluent-kafka, updates", "Faust agent, by-person"}
+    for floor in floors.values():
+        assert floor["records"] > 0 and floor["records_per_s"] > 0
+        assert floor["cpu_us_per_record"] > 0
+    assert "| ingest |" in done.stdout and "| Faust agent, by-person |" in done.stdout
+
     latency = result["latency"]["300"]
     assert latency["sent"] >= 600  # 3 s at 300/s, give or take the pacing
     assert latency["committed"] == latency["sent"]  # each fresh event became one row
