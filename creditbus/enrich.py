@@ -16,7 +16,7 @@ from creditbus.archive.disclosure import disclosure_window
 from creditbus.archive.event import EnrichedEvent
 from creditbus.archive.timeutil import CHINA_TZ, datetime_to_ms
 from creditbus.catalog.models import Catalog
-from creditbus.contract.canonical import canonical_content, canonical_json
+from creditbus.contract.canonical import canonical_content, canonical_json, content_type_name
 from creditbus.identity import ResidentId, person_key
 
 
@@ -69,24 +69,17 @@ def enrich(
 
 
 def _content_json(datum: Mapping[str, Any], content: Any) -> str:
-    """`{"<Type>": {...}}` (or null) plus the person's organisation when the event names one."""
-    text = canonical_content(content).decode()
+    """`{"<Type>": {...}}` (or null) plus the person's organisation when the event names one,
+    as canonical JSON, built in one pass."""
     person = datum["person"]
     organisation = {k: person.get(k) for k in ("organisation", "organisation_uscc")
                     if person.get(k)}
     if not organisation:
-        return text
+        return canonical_content(content).decode()
     wrapped: dict[str, Any] = {"organisation": organisation}
     if content:
-        wrapped.update(_loads(text))
+        wrapped[content_type_name(content[0])] = content[1]
     return canonical_json(wrapped).decode()
-
-
-def _loads(text: str) -> dict[str, Any]:
-    import json
-
-    loaded = json.loads(text)
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _china_day(value: datetime) -> date:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from operator import mul
 
 from creditbus.identity.divisions import division_table, province_is_valid
 from creditbus.identity.errors import IdentifierError
@@ -41,7 +42,9 @@ class ResidentId:
 
 def check_char(body17: str) -> str:
     """The MOD 11-2 check character of the first 17 digits."""
-    total = sum(int(c) * w for c, w in zip(body17, _WEIGHTS, strict=True))
+    if len(body17) != len(_WEIGHTS):
+        raise ValueError("the check character is computed over 17 digits")
+    total = sum(map(mul, map(int, body17), _WEIGHTS))
     return _CHECK_CHARS[total % 11]
 
 
