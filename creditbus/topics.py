@@ -69,15 +69,18 @@ def worker_topics(
 ) -> list[TopicSpec]:
     """The topics a stream worker reads or writes (what its ACLs let it see).
 
-    The table's changelog is among them: created before the worker joins its group, so Faust's
-    first look at the metadata already finds it with the partitions of the by-person topic
-    (otherwise the first table write can race its creation).
+    The table's changelog and Faust's leader topic are among them: created before the worker
+    joins its group, so Faust's first look at the metadata already finds the changelog with the
+    partitions of the by-person topic (aiokafka keeps a topic it did not find at 0 partitions
+    for minutes, and the first table write then fails Faust's partition check).
     """
     theirs = {sink_deadletter_topic(prefix), audit_topic(prefix)}
     specs = [s for s in bus_topics(prefix, units, partitions, replication)
              if s.name not in theirs]
-    return [*specs, TopicSpec(archive_changelog_topic(prefix), partitions, replication,
-                              {"cleanup.policy": "compact"})]
+    return [*specs,
+            TopicSpec(archive_changelog_topic(prefix), partitions, replication,
+                      {"cleanup.policy": "compact"}),
+            TopicSpec(f"{worker_app_id(prefix)}-__assignor-__leader", 1, replication)]
 
 
 def bus_topics(
