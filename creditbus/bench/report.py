@@ -60,10 +60,12 @@ def markdown(r: BenchResult) -> str:
                   for kind, n in r.records_written.items()]
     if r.floors:
         lines += ["", "Floors: consumers that do nothing, on the same topics:", "",
-                  "| consumer | records | records/s | CPU µs per record |",
-                  "| --- | --- | --- | --- |"]
+                  "| consumer | records | records/s | CPU µs per record | per inbound message |",
+                  "| --- | --- | --- | --- | --- |"]
         lines += [f"| {name} | {f.get('records', 0):,.0f} | {f.get('records_per_s', 0):,.0f} "
-                  f"| {f.get('cpu_us_per_record', 0):.1f} |" for name, f in r.floors.items()]
+                  f"| {f.get('cpu_us_per_record', 0):.1f} "
+                  f"| {f.get('cpu_us_per_record', 0) * f.get('records', 0) / r.events:.1f} |"
+                  for name, f in r.floors.items()] if r.events else []
     lines += ["", *[f"- {note}" for note in r.notes]] if r.notes else []
     return "\n".join(lines) + "\n"
 
