@@ -1,21 +1,21 @@
 """The edge stage: inbound records -> decoded, validated, enriched -> packs on the by-person topic.
 
-It runs in every worker process, in a thread of its own, with a confluent-kafka consumer in
-the group `<prefix>-archive-edge` and a producer of its own (docs/design.md says why here and
-not in a Faust agent: Faust's per-record machinery costs more than the work itself). A batch
-at a time: consume up to `batch_size` records, run `Ingestor.process` on each, send the valid
-events as packs to the partition of their person and the rejected ones to the dead-letter
-topic (masked bytes, headers with the reason and the source position), flush the producer,
-then commit the batch's offsets. A crash anywhere before the commit makes the batch be read
-again; the archive agent recognises the repeated events by their inbound position, so the
-effect is once (at-least-once delivery, idempotent effects).
+Every `creditbus worker` runs it in a child process of its own (docs/design.md says why not a
+Faust agent, and why not a thread), with a confluent-kafka consumer in the group
+`<prefix>-archive-edge` and a producer of its own. A batch at a time: consume up to
+`batch_size` records, run `Ingestor.process` on each, send the valid events as packs to the
+partition of their person and the rejected ones to the dead-letter topic (masked bytes, headers
+with the reason and the source position), flush the producer, then commit the batch's offsets.
+A crash anywhere before the commit makes the batch be read again; the archive agent recognises
+the repeated events by their inbound position, so the effect is once (at-least-once delivery,
+idempotent effects). Its metrics are counted per batch and handed to `report`, which the worker
+process applies to its own Prometheus counters (one endpoint per worker).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -36,15 +36,19 @@ BATCH_SIZE = 2000
 BATCH_S = 0.05
 RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
+Counts = Counter[tuple[str, tuple[str, ...]]]
+"""Metric increments of a batch: (metric name in creditbus.metrics, label values) -> amount."""
+
 
 class EdgeStage:
     """One consumer loop; `run` returns when `stop` is set."""
 
     def __init__(self, ingestor: Ingestor, consumer_config: dict[str, Any],
                  output: Output, *, inbound: list[str], by_person: str, deadletters: str,
-                 stop: threading.Event, batch_size: int = BATCH_SIZE,
-                 batch_s: float = BATCH_S) -> None:
+                 stop: threading.Event, report: Callable[[Counts], None],
+                 batch_size: int = BATCH_SIZE, batch_s: float = BATCH_S) -> None:
         self.ingestor = ingestor
+        self.report = report
         self.output = output
         self.inbound = inbound
         self.by_person = by_person
@@ -95,8 +99,7 @@ class EdgeStage:
     def process(self, messages: list[Message]) -> None:
         """One batch: send its outcomes, make them durable, then commit its offsets."""
         packs: dict[int, list[EnrichedEvent]] = {}
-        arrived: Counter[tuple[str, str]] = Counter()
-        valid: Counter[str] = Counter()
+        counts: Counts = Counter()
         offsets: dict[tuple[str, int], int] = {}
         for msg in messages:
             err = msg.error()
@@ -108,13 +111,12 @@ class EdgeStage:
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             offsets[(topic, partition)] = offset + 1
-            value = msg.value()
-            result = self.ingestor.process(value, topic, partition, offset)
-            arrived[(result.unit or "unknown", topic)] += 1
+            result = self.ingestor.process(msg.value(), topic, partition, offset)
+            counts["EVENTS_IN", (result.unit or "unknown", topic)] += 1
             if isinstance(result, Rejection):
-                self._dead_letter(msg, result)
+                self._dead_letter(msg, result, counts)
                 continue
-            valid[result.unit] += 1
+            counts["EVENTS_VALID", (result.unit,)] += 1
             packs.setdefault(person_partition(result.person_key, self.partitions),
                              []).append(result)
         for partition, events in packs.items():
@@ -125,15 +127,12 @@ class EdgeStage:
             self.consumer.commit(offsets=[TopicPartition(t, p, o)
                                           for (t, p), o in offsets.items()],
                                  asynchronous=True)
-        for (unit, topic), count in arrived.items():
-            metrics.EVENTS_IN.labels(unit, topic).inc(count)
-        for unit, count in valid.items():
-            metrics.EVENTS_VALID.labels(unit).inc(count)
+        self.report(counts)
 
-    def _dead_letter(self, msg: Message, rejection: Rejection) -> None:
+    def _dead_letter(self, msg: Message, rejection: Rejection, counts: Counts) -> None:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        metrics.EVENTS_INVALID.labels(rejection.unit or "unknown", rejection.code).inc()
-        metrics.DEAD_LETTERS.labels("ingest", rejection.code).inc()
+        counts["EVENTS_INVALID", (rejection.unit or "unknown", rejection.code)] += 1
+        counts["DEAD_LETTERS", ("ingest", rejection.code)] += 1
         log.info("dead letter: %s at %s[%d]@%d", rejection.code, topic, partition, offset)
         headers = dead_letter_headers(stage="ingest", reason=rejection.code,
                                       message=rejection.message, topic=topic,
@@ -151,21 +150,7 @@ class EdgeStage:
             self.consumer.seek(TopicPartition(topic, partition, offset))
 
 
-def run_in_thread(stage: EdgeStage, on_crash: Callable[[BaseException], None]) -> threading.Thread:
-    """Start `stage.run` in a daemon thread; an exception ends it and calls `on_crash`."""
-    def target() -> None:
-        try:
-            stage.run()
-        except BaseException as exc:  # noqa: BLE001 - reported to the worker, which stops
-            log.error("edge stage failed: %s", exc)
-            on_crash(exc)
-
-    thread = threading.Thread(target=target, name="creditbus-edge", daemon=True)
-    thread.start()
-    return thread
-
-
-def wait_stopped(thread: threading.Thread, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while thread.is_alive() and time.monotonic() < deadline:
-        thread.join(0.1)
+def apply_counts(counts: Counts) -> None:
+    """Add a batch's counts to this process's Prometheus counters."""
+    for (name, labels), amount in counts.items():
+        getattr(metrics, name).labels(*labels).inc(amount)

@@ -1,38 +1,27 @@
-"""Run one stream worker process (`creditbus worker`): the edge stage and the Faust app."""
+"""Run one stream worker (`creditbus worker`): the Faust app, and the edge stage in a child
+process (streams/edge_process.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import threading
 from typing import Any
 
 import faust
 from confluent_kafka import KafkaException
-from mode import Service
 
 from creditbus import metrics
 from creditbus.catalog import default_catalog
-from creditbus.catalog.models import Catalog
 from creditbus.contract.schemas import SchemaStore
 from creditbus.contract.wire import Wire
-from creditbus.ingest import Ingestor
 from creditbus.kafka.admin import admin_client, ensure_topics
 from creditbus.kafka.clientconf import confluent_auth, confluent_config
 from creditbus.logsetup import protect_handlers
-from creditbus.security.keys import private_keys_from_settings
 from creditbus.settings import Settings
-from creditbus.topics import (
-    by_person_topic,
-    deadletter_topic,
-    edge_group_id,
-    raw_topic,
-    worker_topics,
-)
+from creditbus.topics import worker_topics
 from streams.agents import Topology
 from streams.app import create_app
-from streams.edge import EdgeStage, run_in_thread, wait_stopped
+from streams.edge_process import EdgeProcess, GroupTiming
 from streams.output import Output
 
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
@@ -51,48 +40,6 @@ class _Worker(faust.Worker):
         self.spinner = None
         super().on_setup_root_logger(logger, level)
         protect_handlers(logger)
-
-
-class EdgeService(Service):
-    """Runs the edge stage's thread for as long as the Faust worker runs; a failure of the
-    stage crashes the worker (exit code 1), so a supervisor restarts the whole process."""
-
-    def __init__(self, stage: EdgeStage, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stage = stage
-        self.thread: threading.Thread | None = None
-
-    async def on_start(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def crashed(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.crash(exc)))
-
-        self.thread = run_in_thread(self.stage, crashed)
-
-    async def on_stop(self) -> None:
-        self.stage.stop.set()
-        if self.thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, wait_stopped, self.thread)
-
-
-def edge_stage(settings: Settings, catalog: Catalog, wire: Wire, app: faust.App) -> EdgeStage:
-    """The edge stage, its group membership timed like the Faust app's (the app reads
-    BROKER_SESSION_TIMEOUT and BROKER_HEARTBEAT_INTERVAL), so a dead worker's inbound
-    partitions move as soon as its by-person ones."""
-    prefix = settings.topic_prefix
-    ingestor = Ingestor(catalog, wire, settings.person_key_secret, prefix,
-                        private_keys_from_settings(settings))
-    return EdgeStage(
-        ingestor,
-        confluent_config(settings, **{
-            "group.id": edge_group_id(prefix), "client.id": "creditbus-edge",
-            "session.timeout.ms": int(app.conf.broker_session_timeout * 1000),
-            "heartbeat.interval.ms": int(app.conf.broker_heartbeat_interval * 1000)}),
-        Output(confluent_config(settings, **{"client.id": "creditbus-edge-out"})),
-        inbound=[raw_topic(prefix, u.code) for u in catalog.units],
-        by_person=by_person_topic(prefix), deadletters=deadletter_topic(prefix),
-        stop=threading.Event())
 
 
 def build(settings: Settings) -> tuple[faust.App, Topology]:
@@ -114,7 +61,8 @@ def run_worker(settings: Settings) -> int:
               file=sys.stderr)
         return 2
     app, _topology = build(settings)
-    edge = EdgeService(edge_stage(settings, catalog, Wire(SchemaStore(settings.schema_dir)), app))
+    edge = EdgeProcess(GroupTiming(int(app.conf.broker_session_timeout * 1000),
+                                   int(app.conf.broker_heartbeat_interval * 1000)))
     try:
         metrics.serve(settings.worker_metrics_port, "worker")
     except OSError as exc:

@@ -161,6 +161,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of `pid` (a worker's edge stage; not multiprocessing's
+    resource tracker, which only waits)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            if ppid == pid and b"resource_tracker" not in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def dir_mib(path: Path) -> float:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -256,9 +272,18 @@ class BusUnderTest:
                 total[name] = total.get(name, 0.0) + value
         return total
 
+    def pids(self) -> dict[str, int]:
+        """Every process of the bus by name: a worker's edge stage is `<worker>-edge`."""
+        pids = {}
+        for name, proc in self.procs.items():
+            pids[name] = proc.pid
+            for i, child in enumerate(child_pids(proc.pid)):
+                pids[f"{name}-edge" + (f"{i}" if i else "")] = child
+        return pids
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each process of the bus, the broker included."""
-        used = {name: cpu_seconds(proc.pid) for name, proc in self.procs.items()}
+        used = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
         if self.broker_pid is not None:
             used["broker"] = cpu_seconds(self.broker_pid)
         return used
@@ -372,8 +397,8 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
         result.backfill_seconds = elapsed
         result.end_to_end_eps = c.messages / elapsed
         result.ratio = result.end_to_end_eps / result.raw_limit_eps
-        result.peak_rss_mib = {name: round(peak_rss_mib(p.pid), 1)
-                               for name, p in bus.procs.items()}
+        result.peak_rss_mib = {name: round(peak_rss_mib(pid), 1)
+                               for name, pid in bus.pids().items()}
         result.cpu_seconds = {name: round(used - cpu_before.get(name, 0.0), 1)
                               for name, used in bus.cpu_seconds().items()}
         worker_state = sum(dir_mib(workdir / f"worker{i}") for i in range(workers))

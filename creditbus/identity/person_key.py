@@ -15,4 +15,4 @@ def person_key(normalised_id: str, secret: bytes) -> str:
     if not secret:
         raise ValueError("the person key secret must not be empty")
     data = normalised_id.strip().upper().encode("utf-8")
-    return hmac.digest(secret, data, hashlib.sha256).hex()
+    return hmac.new(secret, data, hashlib.sha256).hexdigest()

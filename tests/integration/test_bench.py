@@ -30,7 +30,7 @@ def test_bench_measures_everything_and_writes_the_report(tmp_path: Path) -> None
     assert result["duplicates"] > 0 and result["bad"] > 0
     assert result["raw_limit_eps"] > 0 and result["end_to_end_eps"] > 0
     assert result["backfill_seconds"] > 0
-    assert set(result["cpu_seconds"]) == {"worker0", "sink", "broker"}
+    assert set(result["cpu_seconds"]) == {"worker0", "worker0-edge", "sink", "broker"}
     assert all(seconds > 0 for seconds in result["cpu_seconds"].values())
     assert result["peak_rss_mib"]["worker0"] > 0
     assert result["topic_mib"]["raw.*"] > 0 and result["topic_mib"]["archive.updates"] > 0
