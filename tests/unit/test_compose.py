@@ -37,11 +37,12 @@ METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
 APP_SERVICES = ("kafka-setup", "worker", "sink", "query")
+"""The services of the creditbus image that are Kafka clients (db-migrate only migrates)."""
 PROCESS_SERVICES = ("worker", "sink", "query")
 """The long-running processes: each its own Kafka principal."""
 ONE_SHOT_SERVICES = ("kafka-certs", *(f"{node}-format" for node in KAFKA_NODES))
-EXPECTED_SERVICES = {*KAFKA_NODES, *APP_SERVICES, *ONE_SHOT_SERVICES, "postgres", "prometheus",
-                     "grafana"}
+EXPECTED_SERVICES = {*KAFKA_NODES, *APP_SERVICES, *ONE_SHOT_SERVICES, "db-migrate", "postgres",
+                     "prometheus", "grafana"}
 SECRETS_EXAMPLE = ROOT / "deploy" / "secrets.env.example"
 SECRETS_FILE = "deploy/secrets.env"
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
@@ -277,8 +278,27 @@ def test_app_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
             "service_completed_successfully"
     for name in PROCESS_SERVICES:
         assert depends_on(services[name]).get("kafka-setup") == "service_completed_successfully"
-    assert depends_on(services["sink"]).get("postgres") == "service_healthy"
+    assert depends_on(services["db-migrate"]).get("postgres") == "service_healthy"
+    for name in ("sink", "query"):
+        assert depends_on(services[name]).get("db-migrate") == "service_completed_successfully"
     assert services["worker"]["deploy"]["replicas"] == 2
+
+
+def test_only_the_migration_uses_the_database_owner(services: dict[str, Any]) -> None:
+    """Least privilege: `db migrate` runs once with the owner; the sink writes with its role,
+    the query service reads with the reader role (connectors/platform/roles.py)."""
+    from creditbus.settings import Settings
+
+    defaults = Settings.from_env()
+    users = {name: re.match(r"postgresql://([^:@]+)", environment(service)[
+                 "CREDITBUS_DATABASE_URL"]).group(1)  # type: ignore[union-attr]
+             for name, service in services.items()
+             if "CREDITBUS_DATABASE_URL" in environment(service)}
+    owner = environment(services["postgres"])["POSTGRES_USER"]
+    assert users == {"db-migrate": owner, "sink": defaults.db_sink_role,
+                     "query": defaults.db_reader_role}
+    assert services["db-migrate"]["command"] == ["db", "migrate"]
+    assert str(services["db-migrate"]["restart"]) == "no"
 
 
 def test_named_volumes_are_declared_and_used(compose: dict[str, Any]) -> None:
@@ -332,7 +352,7 @@ def test_app_services_get_the_settings_of_the_brief(services: dict[str, Any]) ->
     assert worker["CREDITBUS_PERSON_KEY_SECRET"].startswith("${CREDITBUS_PERSON_KEY_SECRET:?")
     assert any(t == worker["CREDITBUS_STATE_DIR"] for _, t in volume_mounts(services["worker"]))
     sink = environment(services["sink"])
-    assert sink["CREDITBUS_DATABASE_URL"].startswith("postgresql://creditbus:${POSTGRES_PASSWORD")
+    assert sink["CREDITBUS_DATABASE_URL"].startswith("postgresql://creditbus_sink:${DB_SINK_PASSWORD")
     assert sink["CREDITBUS_DATABASE_URL"].endswith("@postgres:5432/platform")
     postgres = environment(services["postgres"])
     assert (postgres["POSTGRES_DB"], postgres["POSTGRES_USER"]) == ("platform", "creditbus")
