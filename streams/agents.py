@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import faust
@@ -39,6 +40,7 @@ from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, updates_topic
+from streams.counts import Counts, apply_counts
 from streams.output import Output
 from streams.partitioning import person_partition
 from streams.tables import ArchiveTable
@@ -88,6 +90,7 @@ class Topology:
     async def archive_batch(self, events: list[faust.EventT]) -> None:
         """Apply a batch; send its output; once the output is durable, store the states."""
         persons: dict[str, _Person] = {}
+        counts: Counts = Counter()
         now = time.time()
         for event in events:
             msg = event.message
@@ -105,24 +108,25 @@ class Topology:
                         state = self.table.load(item.person_key)
                     entry = persons[item.person_key] = _Person(state, event)
                 entry.event = event
-                self._apply(entry, item, msg.partition, msg.offset, index, now)
+                self._apply(entry, item, msg.partition, msg.offset, index, now, counts)
         await self.output.flush_async()
+        apply_counts(counts)
         for pk, entry in persons.items():
             if entry.changed and entry.state is not None:
                 with processing(entry.event):
                     self.table.save(pk, entry.state)
 
     def _apply(self, entry: _Person, item: Internal, partition: int, offset: int, index: int,
-               now: float) -> None:
+               now: float, counts: Counts) -> None:
         if isinstance(item, EnrichedEvent):
             out = person.apply_event(entry.state, item, horizon_ms=self.horizon_ms)
         else:
             out = person.apply_tick(entry.state, item, partition=partition, offset=offset,
                                     horizon_ms=self.horizon_ms, index=index)
         if out.result == person.REPLAY:
-            metrics.REPLAYS.inc()
+            counts["REPLAYS", ()] += 1
         elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
-            metrics.DUPLICATES.labels(out.result).inc()
+            counts["DUPLICATES", (out.result,)] += 1
         elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
             reason = out.dead_letter_reason or "REJECTED"
             self._dead_letter(reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
@@ -135,7 +139,7 @@ class Topology:
         for update in out.updates:
             self.output.send(self.updates_name, self.wire.encode(ARCHIVE_UPDATE, update.datum),
                              key=key)
-            metrics.ARCHIVE_UPDATES.labels(update.kind).inc()
+            counts["ARCHIVE_UPDATES", (update.kind,)] += 1
         if out.updates and isinstance(item, EnrichedEvent):
             metrics.PUBLISH_TO_UPDATE.observe(max(0.0, now - item.published_at / 1000))
 

@@ -22,11 +22,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from creditbus import metrics
 from creditbus.archive.event import EnrichedEvent, pack_internal
 from creditbus.contract.wire import WireError
 from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
 from creditbus.ingest import Ingestor, Rejection
+from streams.counts import Counts
 from streams.output import Output
 from streams.partitioning import person_partition
 
@@ -36,8 +36,6 @@ BATCH_SIZE = 2000
 BATCH_S = 0.05
 RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
-Counts = Counter[tuple[str, tuple[str, ...]]]
-"""Metric increments of a batch: (metric name in creditbus.metrics, label values) -> amount."""
 
 
 class EdgeStage:
@@ -148,9 +146,3 @@ class EdgeStage:
                 first.setdefault((msg.topic(), msg.partition()), msg.offset())
         for (topic, partition), offset in first.items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
-
-
-def apply_counts(counts: Counts) -> None:
-    """Add a batch's counts to this process's Prometheus counters."""
-    for (name, labels), amount in counts.items():
-        getattr(metrics, name).labels(*labels).inc(amount)

@@ -34,7 +34,8 @@ from creditbus.logsetup import configure_logging
 from creditbus.security.keys import private_keys_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, edge_group_id, raw_topic
-from streams.edge import Counts, EdgeStage, apply_counts
+from streams.counts import Counts, apply_counts
+from streams.edge import EdgeStage
 from streams.output import Output
 
 log = logging.getLogger("creditbus.worker")
