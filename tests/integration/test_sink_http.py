@@ -32,7 +32,7 @@ from tests.platform_data import generate
 CLIENT_TIMEOUT_S = 1.0
 UPDATE_FIELDS = {"person_key", "masked_id", "name", "birth_date", "sex", "division_code",
                  "groups", "version", "previous_hash", "hash", "event_id", "unit", "updated_at",
-                 "change"}
+                 "change", "hashed_body"}
 
 
 @dataclass
