@@ -6,9 +6,10 @@ one interpreter lock. Worse, every C call that lets go of the lock (an HMAC, a f
 hand it to the other stage for up to a switch interval (5 ms): measured, the edge thread spent
 40 % of its time waiting inside `hmac.digest`. In a process of its own it has a core to itself.
 
-The child stops on SIGTERM (the worker forwards it) and when its parent is gone (a SIGKILLed
-worker leaves no orphan that keeps consuming); the worker crashes (exit code 1) when the child
-exits on its own, so that a supervisor restarts both.
+The child stops on SIGTERM (the worker forwards it; a SIGTERM to the process group reaches it
+directly) and when its parent is gone (a SIGKILLed worker leaves no orphan that keeps
+consuming). When the child stops cleanly, the worker stops cleanly too; when it fails (any
+other exit), the worker crashes (exit code 1), so that a supervisor restarts both.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ class EdgeProcess(Service):
             self._relay()
             if not self.process.is_alive() and not self.stopping:
                 code = self.process.exitcode
+                if code == 0:  # stopped on request: SIGTERM to the group reaches it first
+                    log.info("the edge stage stopped; stopping the worker")
+                    self.stopping = True
+                    os.kill(os.getpid(), signal.SIGTERM)  # the worker's own clean shutdown
+                    return
                 log.error("the edge stage exited (code %s); stopping the worker", code)
                 await self.crash(RuntimeError(f"the edge stage exited with code {code}"))
                 return
