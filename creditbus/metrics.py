@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from creditbus.security.secretfile import SecretFileError, check_private_file
+from creditbus.security.secretfile import SecretFileError, tls_pair
 from creditbus.settings import Settings, SettingsError
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
@@ -88,15 +88,13 @@ def serve(port: int, process: str, host: str | None = None) -> WSGIServer | None
 
 
 def _tls_arguments(settings: Settings) -> dict[str, Any]:
-    cert, key = settings.metrics_tls_cert, settings.metrics_tls_key
-    if cert is None and key is None:
-        return {}
-    if cert is None or key is None:
-        raise SettingsError("CREDITBUS_METRICS_TLS_CERT and CREDITBUS_METRICS_TLS_KEY go "
-                            "together: set both or neither")
     try:
-        check_private_file(key)
+        pair = tls_pair(settings.metrics_tls_cert, settings.metrics_tls_key,
+                        "CREDITBUS_METRICS_TLS")
     except SecretFileError as exc:
-        raise SettingsError(f"CREDITBUS_METRICS_TLS_KEY: {exc}") from None
+        raise SettingsError(str(exc)) from None
+    if pair is None:
+        return {}
+    cert, key = pair
     return {"certfile": str(cert), "keyfile": str(key),
             "tls_min_version": ssl.TLSVersion.TLSv1_2}

@@ -15,7 +15,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from creditbus.security.secretfile import SecretFileError, check_private_file
+from creditbus.security.secretfile import SecretFileError, tls_pair
 
 HSTS = "max-age=31536000"
 """Strict-Transport-Security of every HTTPS answer: browsers keep to HTTPS for a year."""
@@ -37,15 +37,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     """The server's TLS context, None when no certificate is configured."""
-    if cert is None and key is None:
-        return None
-    if cert is None or key is None:
-        raise ListenerError("CREDITBUS_QUERY_TLS_CERT and CREDITBUS_QUERY_TLS_KEY go "
-                            "together: set both or neither")
     try:
-        check_private_file(key)
+        pair = tls_pair(cert, key, "CREDITBUS_QUERY_TLS")
     except SecretFileError as exc:
-        raise ListenerError(f"CREDITBUS_QUERY_TLS_KEY: {exc}") from None
+        raise ListenerError(str(exc)) from None
+    if pair is None:
+        return None
+    cert, key = pair
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

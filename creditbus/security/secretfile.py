@@ -46,3 +46,18 @@ def read_secret_file(path: Path) -> str:
     if not secret.strip():
         raise SecretFileError(f"secret file {path} is empty")
     return secret
+
+
+def tls_pair(cert: Path | None, key: Path | None, setting: str) -> tuple[Path, Path] | None:
+    """A server's certificate chain and key from the settings `<setting>_CERT` and `_KEY`:
+    both or neither, the key an owner-only file; None when neither is set."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise SecretFileError(f"{setting}_CERT and {setting}_KEY go together: set both or "
+                              "neither")
+    try:
+        check_private_file(key)
+    except SecretFileError as exc:
+        raise SecretFileError(f"{setting}_KEY: {exc}") from None
+    return cert, key
