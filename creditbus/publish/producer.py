@@ -2,7 +2,7 @@
 
 `EventEncoder` is the pure part (no Kafka): it takes an event in the Python form or in the
 documented JSON form (docs/contract.md, "JSON form"), completes it (unit, published_at, the
-stable event_id), encodes it, decodes it back and validates exactly what the ingest agent will
+stable event_id), encodes it, decodes it back and validates exactly what the edge stage will
 see. Both take the unit as its code or Chinese name (`resolve_unit`), like `creditbus publish`.
 `CreditPublisher` adds an idempotent producer (acks=all) that publishes to
 `<prefix>.raw.<unit>`, keyed by record_id so that the versions of a record stay in order, and
