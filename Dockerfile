@@ -20,12 +20,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# What `pip install .` needs: the metadata (README.md is the package's readme) and the three
-# top-level packages of pyproject.toml.
+# What `pip install .` needs: the metadata (README.md is the package's readme), the core and
+# the folders that hold creditbus.streams, .connectors and .services (pyproject.toml).
 COPY pyproject.toml README.md ./
 COPY creditbus ./creditbus
 COPY streams ./streams
 COPY connectors ./connectors
+COPY services ./services
 RUN pip install --upgrade pip \
  && pip install . \
  && creditbus --help > /dev/null

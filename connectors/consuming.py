@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.errors import TransientError
+from creditbus.connectors.updates import Incoming
 
-from connectors.backoff import Backoff
-from connectors.errors import TransientError
-from connectors.updates import Incoming
 from creditbus import metrics
 from creditbus.kafka.clientlog import kafka_logger
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaException, Producer
+from creditbus.connectors.errors import TransientError
+from creditbus.connectors.updates import Incoming
 
-from connectors.errors import TransientError
-from connectors.updates import Incoming
 from creditbus import metrics
 from creditbus.deadletter import HEADER_PREFIX, dead_letter_headers
 from creditbus.kafka.clientlog import kafka_logger

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from creditbus.connectors.errors import TransientError
 
-from connectors.errors import TransientError
 from creditbus.archive.chain import hashed_bytes, link_hash
 from creditbus.contract.wire import Wire, WireError
 

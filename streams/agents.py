@@ -25,6 +25,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import faust
+from creditbus.streams.counts import Counts, apply_counts
+from creditbus.streams.output import Output
+from creditbus.streams.partitioning import person_partition
+from creditbus.streams.tables import ArchiveTable
+from creditbus.streams.transport import processing
 
 from creditbus import metrics
 from creditbus.archive import person
@@ -40,11 +45,6 @@ from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, updates_topic
-from streams.counts import Counts, apply_counts
-from streams.output import Output
-from streams.partitioning import person_partition
-from streams.tables import ArchiveTable
-from streams.transport import processing
 
 log = logging.getLogger("creditbus.worker")
 

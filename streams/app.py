@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import faust
+from creditbus.streams import transport
 
 from creditbus.kafka.clientconf import faust_broker_kwargs
 from creditbus.settings import Settings
 from creditbus.topics import worker_app_id
-from streams import transport
 
 
 def create_app(settings: Settings, app_id: str | None = None) -> faust.App:
     """One app per worker process; its consumer group is shared by all workers (`app_id`:
     another group, e.g. the benchmark's do-nothing agent).
 
-    The app runs on the project's own Faust transport (`streams.transport`, selected by the
-    `creditbus://` scheme) and its table manager, whose recovery resumes the streams only
+    The app runs on the project's own Faust transport (`creditbus.streams.transport`, selected
+    by the `creditbus://` scheme) and its table manager, whose recovery resumes the streams only
     after seeking them (docs/faust-transport.md).
     """
     brokers = [f"{transport.SCHEME}://{host}" for host in settings.bootstrap.split(",") if host]

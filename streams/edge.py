@@ -22,14 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from creditbus.streams.counts import Counts
+from creditbus.streams.output import Output
+from creditbus.streams.partitioning import person_partition
 
 from creditbus.archive.event import EnrichedEvent, pack_internal
 from creditbus.contract.wire import WireError
 from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
 from creditbus.ingest import Ingestor, Rejection
-from streams.counts import Counts
-from streams.output import Output
-from streams.partitioning import person_partition
 
 log = logging.getLogger("creditbus.worker")
 

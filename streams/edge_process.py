@@ -24,6 +24,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from creditbus.streams.counts import Counts, apply_counts
+from creditbus.streams.edge import EdgeStage
+from creditbus.streams.output import Output
 from mode import Service
 
 from creditbus.catalog import default_catalog
@@ -35,9 +38,6 @@ from creditbus.logsetup import configure_logging
 from creditbus.security.keys import private_keys_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import by_person_topic, deadletter_topic, edge_group_id, raw_topic
-from streams.counts import Counts, apply_counts
-from streams.edge import EdgeStage
-from streams.output import Output
 
 log = logging.getLogger("creditbus.worker")
 

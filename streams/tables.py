@@ -1,7 +1,7 @@
 """The worker's table: one archive state per person, co-partitioned with the by-person topic.
 
 Faust writes each changelog entry to the partition of the event being processed
-(`streams.transport.processing`), so the worker that owns a person's partition owns that
+(`creditbus.streams.transport.processing`), so the worker that owns a person's partition owns that
 person's state. Values are `creditbus.archive.state` encodings; a value of the first release's
 format is migrated when read and stored in the new format at its next change.
 """

@@ -1,7 +1,7 @@
 """The project's own Faust transport: faust-streaming's aiokafka driver, fixed where we need it.
 
 Select it with the `creditbus://` broker scheme and `TableManager=TableManager` (both set by
-`streams.app.create_app`). It changes four things of faust-streaming 0.15.3
+`creditbus.streams.app.create_app`). It changes four things of faust-streaming 0.15.3
 (docs/faust-transport.md; the same changes as `docs/faust-upstream.patch`):
 
 1. **Fast path.** Faust's consumer awaits `wait_first(callback(message), suspend_flow.wait())`
@@ -58,7 +58,7 @@ FAUST_VERSION = "0.15.3"
 SCHEME = "creditbus"
 """Broker URL scheme of this transport: `creditbus://host:port`."""
 
-_REGISTERED_AS = "streams.transport:Transport"
+_REGISTERED_AS = "creditbus.streams.transport:Transport"
 
 # --- public hooks ----------------------------------------------------------------------------
 
@@ -264,8 +264,8 @@ class Transport(faust_aiokafka.Transport):
         if not isinstance(self.app.tables, TableManager):
             raise ImproperlyConfigured(
                 f"the {SCHEME}:// transport needs the app setting "
-                "TableManager=streams.transport.TableManager (its Recovery seeks the stream "
-                "partitions before resuming them)")
+                "TableManager=creditbus.streams.transport.TableManager (its Recovery seeks "
+                "the stream partitions before resuming them)")
         return cast(Consumer, super().create_consumer(callback, **kwargs))
 
 

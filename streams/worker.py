@@ -9,6 +9,10 @@ from typing import Any
 
 import faust
 from confluent_kafka import KafkaException
+from creditbus.streams.agents import Topology
+from creditbus.streams.app import create_app
+from creditbus.streams.edge_process import EdgeProcess, GroupTiming
+from creditbus.streams.output import Output
 
 from creditbus import metrics
 from creditbus.catalog import default_catalog
@@ -19,10 +23,6 @@ from creditbus.kafka.clientconf import confluent_auth, confluent_config
 from creditbus.logsetup import protect_handlers
 from creditbus.settings import Settings
 from creditbus.topics import worker_topics
-from streams.agents import Topology
-from streams.app import create_app
-from streams.edge_process import EdgeProcess, GroupTiming
-from streams.output import Output
 
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
                  "CRITICAL": "crit"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from creditbus.kafka.ports import free_port
+from creditbus.devtools.kafka.ports import free_port
 
 
 class BusProcess:

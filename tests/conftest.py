@@ -1,7 +1,7 @@
 """Test harness: one real Kafka broker per session, fresh topics for every test.
 
-The broker is the project's own local broker (`creditbus.kafka.local`), started in a temporary
-home with free ports, so a test run never touches a developer's broker and two runs never
+The broker is the project's own local broker (`creditbus.devtools.kafka.local`), started in a
+temporary home with free ports, so a test run never touches a developer's broker and two runs never
 collide. Tests under `tests/integration/` and `tests/faults/` are marked automatically.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from creditbus.devtools.kafka.local import BrokerState, LocalBroker
 from creditbus.kafka.admin import TopicSpec, admin_client, delete_topics, ensure_topics
-from creditbus.kafka.local import BrokerState, LocalBroker
 from creditbus.settings import Settings
 
 TESTS_DIR = Path(__file__).parent

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from creditbus.kafka.ports import free_port
+from creditbus.devtools.kafka.ports import free_port
 
 PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 SERVER_USER = "postgres"

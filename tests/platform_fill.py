@@ -2,8 +2,8 @@
 
 The records are run through the core's archive logic (`creditbus.archive.person.apply_event`),
 so the updates are real and hash-chained, and written by the sink's own writer
-(`connectors.platform.sink.PlatformWriter`) into a real SQLite file: the tables hold exactly
-what the sink would write. Dates are relative to today (Beijing), so that "in the public
+(`creditbus.connectors.platform.sink.PlatformWriter`) into a real SQLite file: the tables hold
+exactly what the sink would write. Dates are relative to today (Beijing), so that "in the public
 window today" stays true whenever the tests run. Expected values are derived from the specs
 below, never from the code under test.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from connectors.platform.db import open_db
-from connectors.platform.sink import PlatformWriter
-from connectors.updates import Incoming
+from creditbus.connectors.platform.sink import PlatformWriter
+from creditbus.connectors.updates import Incoming
+
 from creditbus.archive.event import EnrichedEvent
 from creditbus.archive.person import apply_event
 from creditbus.archive.timeutil import datetime_to_ms
@@ -26,6 +26,7 @@ from creditbus.catalog import Catalog, default_catalog
 from creditbus.contract.canonical import canonical_json
 from creditbus.contract.wire import Wire
 from creditbus.identity import make_resident_id, mask_id, parse_resident_id, person_key
+from creditbus.platformdb.db import open_db
 
 SECRET = b"test-secret"  # = CREDITBUS_PERSON_KEY_SECRET of the `bus_env` fixture
 BEIJING = timezone(timedelta(hours=8))

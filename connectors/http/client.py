@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from connectors.errors import TransientError
+from creditbus.connectors.errors import TransientError
 
 EXCERPT_CHARS = 500
 RETRIED_4XX = frozenset({408, 429})

@@ -15,11 +15,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from connectors.consuming import BatchLoop, LoopOptions
-from connectors.deadletters import DeadLetters
-from connectors.http.client import Answer, HttpClient
-from connectors.http.payload import batch_body
-from connectors.updates import ARCHIVE_UPDATE, Incoming, Prepared, prepare_all
+from creditbus.connectors.consuming import BatchLoop, LoopOptions
+from creditbus.connectors.deadletters import DeadLetters
+from creditbus.connectors.http.client import Answer, HttpClient
+from creditbus.connectors.http.payload import batch_body
+from creditbus.connectors.updates import ARCHIVE_UPDATE, Incoming, Prepared, prepare_all
+
 from creditbus import metrics
 from creditbus.contract.schemas import SchemaVersion
 from creditbus.contract.wire import Wire

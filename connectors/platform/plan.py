@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors.platform.rows import Row, log_row, person_row, record_key, record_row
-from connectors.updates import Prepared
+from creditbus.connectors.updates import Prepared
+
 from creditbus.contract.canonical import GENESIS_HASH
+from creditbus.platformdb.records import Row, log_row, person_row, record_key, record_row
 
 GAP = "gap"
 FORK = "fork"

@@ -20,15 +20,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from connectors.backoff import Backoff
-from connectors.consuming import BatchLoop, LoopOptions
-from connectors.deadletters import DeadLetters
-from connectors.errors import SinkFatal, TransientError
-from connectors.platform.db import ErrorKind, PlatformDB, now_text, open_db, redact_url
-from connectors.platform.plan import Plan, plan_batch
-from connectors.updates import Incoming, Prepared, prepare_all
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.consuming import BatchLoop, LoopOptions
+from creditbus.connectors.deadletters import DeadLetters
+from creditbus.connectors.errors import SinkFatal, TransientError
+from creditbus.connectors.platform.plan import Plan, plan_batch
+from creditbus.connectors.updates import Incoming, Prepared, prepare_all
+
 from creditbus import metrics
 from creditbus.contract.wire import Wire
+from creditbus.platformdb.db import ErrorKind, PlatformDB, now_text, open_db, redact_url
 
 log = logging.getLogger("creditbus.sink")
 

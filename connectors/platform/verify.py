@@ -8,7 +8,7 @@ For every person, in one consistent snapshot:
 2. each log row's columns against its body (person key, version, kind, event id);
 3. `cb_person` against the last body, and every `cb_record` row against the last change of
    that record in the bodies (the bodies replayed through the sink's own projection,
-   `connectors.platform.rows`);
+   `creditbus.platformdb.records`);
 4. no `cb_person` or `cb_record` row without log entries.
 
 So a row altered, deleted or inserted outside the bus is reported with its person key and
@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, TextIO
 
-from connectors.platform.db import PlatformDB, open_db, redact_url
-from connectors.platform.rows import (
+from creditbus.archive.chain import chain_problems
+from creditbus.platformdb.db import PlatformDB, open_db, redact_url
+from creditbus.platformdb.records import (
     PERSON_COLUMNS,
     RECORD_COLUMNS,
     as_dict,
@@ -34,7 +35,6 @@ from connectors.platform.rows import (
     record_key,
     record_row,
 )
-from creditbus.archive.chain import chain_problems
 
 OUTSIDE = "(changed outside the bus)"
 

@@ -17,9 +17,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from creditbus.catalog import CatalogError, default_catalog
+from creditbus.devtools.kafka.local import local_admin_config
 from creditbus.kafka.admin import ensure_topics
 from creditbus.kafka.clientconf import ClientConfigError, confluent_config
-from creditbus.kafka.local import local_admin_config
 from creditbus.security.acl import (
     AclError,
     CredentialStore,

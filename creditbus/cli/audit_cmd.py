@@ -166,18 +166,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{count} audit record(s) in {topic}", file=sys.stderr)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m creditbus.cli.audit_cmd audit ...`)."""
-    parser = argparse.ArgumentParser(prog="creditbus")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-

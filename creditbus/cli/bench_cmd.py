@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from creditbus.bench import report, runner
+    from creditbus.devtools.bench import report, runner
 
     try:
         rates = tuple(int(r) for r in args.rates.split(",") if r.strip())

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from creditbus.catalog import default_catalog
+from creditbus.devtools.kafka.local import BrokerError, LocalBroker
+from creditbus.devtools.kafka.toolchain import PrerequisiteError
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.kafka.lag import workers_lag
-from creditbus.kafka.local import BrokerError, LocalBroker
-from creditbus.kafka.toolchain import PrerequisiteError
 from creditbus.settings import Settings
 
 DEMO_UNITS = ("justice", "edu", "health", "tax", "fire", "culture_tourism", "housing", "amr",
@@ -143,7 +143,7 @@ def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
 
 
 def _write_samples(directory: Path, rows: int, seed: int) -> list[tuple[str, Path]]:
-    from creditbus.publish.sample import write_sample_file
+    from creditbus.devtools.sample import write_sample_file
 
     files = []
     for i, unit in enumerate(DEMO_UNITS):

@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from creditbus.kafka.local import BrokerError, LocalBroker
+from creditbus.devtools.kafka.local import BrokerError, LocalBroker
+from creditbus.devtools.kafka.toolchain import PrerequisiteError
 from creditbus.kafka.tls import TlsError, ensure_broker_certificate
-from creditbus.kafka.toolchain import PrerequisiteError
 from creditbus.settings import Settings
 
 

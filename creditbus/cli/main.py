@@ -1,7 +1,8 @@
-"""The `creditbus` console command.
+"""The `creditbus` console command: every sub-command is registered here, in one list.
 
-Core commands are listed here; the stream worker and the connectors add theirs through the
-`creditbus.commands` entry-point group, so that the core never imports them.
+Each module of `COMMANDS` has `register(subparsers)`; the worker, sink and service modules import
+their runtime (creditbus.streams, .connectors, .services) only when the command runs, so that
+`creditbus --help` stays fast and the core never depends on them.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from importlib.metadata import entry_points
 
 from creditbus.settings import SettingsError
 
-CORE_COMMANDS = (
+COMMANDS = (
     "creditbus.cli.kafka_cmd",
     "creditbus.cli.catalog_cmd",
     "creditbus.cli.topics_cmd",
@@ -23,6 +23,10 @@ CORE_COMMANDS = (
     "creditbus.cli.audit_cmd",
     "creditbus.cli.acl_cmd",
     "creditbus.cli.keys_cmd",
+    "creditbus.cli.worker_cmd",
+    "creditbus.cli.sink_cmd",
+    "creditbus.cli.query_cmd",
+    "creditbus.cli.report_cmd",
 )
 
 
@@ -31,15 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="creditbus", description="Credit-archive integration bus for key population groups."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in CORE_COMMANDS:
+    for module in COMMANDS:
         importlib.import_module(module).register(commands)
-    for entry in sorted(entry_points(group="creditbus.commands"), key=lambda e: e.name):
-        try:
-            register = entry.load()
-        except ImportError as exc:  # a plugin whose package is not installed: say so, go on
-            print(f"warning: commands of {entry.name!r} unavailable: {exc}", file=sys.stderr)
-            continue
-        register(commands)
     return parser
 
 

@@ -44,7 +44,7 @@ from creditbus.publish.producer import (
     default_wire,
     resolve_unit,
 )
-from creditbus.publish.rows import (
+from creditbus.publish.row_events import (
     BAD_JSON,
     COLUMNS_BY_KEY,
     DELIVERY_FAILED,
@@ -392,17 +392,3 @@ def read_report(path: Path) -> list[dict[str, str]]:
         next(reader, None)
         return [dict(zip(("row", "column", "code", "message"), r, strict=True)) for r in reader]
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m creditbus.cli.publish_cmd publish ...`)."""
-    parser = argparse.ArgumentParser(prog="creditbus")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

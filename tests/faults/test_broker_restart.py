@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from creditbus.kafka.local import LocalBroker
+from creditbus.devtools.kafka.local import LocalBroker
 from creditbus.publish.producer import PRODUCER_DEFAULTS
 from creditbus.settings import Settings
 from tests.faults.conftest import Report

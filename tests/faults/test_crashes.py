@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from creditbus.bench.workload import Workload
 from creditbus.catalog import default_catalog
+from creditbus.devtools.bench.workload import Workload
 from creditbus.topics import raw_topic, unit_of_raw_topic
 from tests.bus import BusProcess, produce
 from tests.faults.conftest import Report

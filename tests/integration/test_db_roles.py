@@ -18,14 +18,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.consuming import LoopOptions
+from creditbus.connectors.platform.verify import run as verify_run
 from psycopg import errors
 
-from connectors.backoff import Backoff
-from connectors.consuming import LoopOptions
-from connectors.platform import schema
-from connectors.platform.db import SchemaNotReady, open_db, prepare_schema
-from connectors.platform.verify import run as verify_run
 from creditbus.contract.wire import Wire
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import SchemaNotReady, open_db, prepare_schema
 from creditbus.topics import sink_deadletter_topic, updates_topic
 from tests.bus import produce
 from tests.pg_fixture import PostgresCluster
@@ -206,7 +206,7 @@ def test_the_reader_cannot_write_and_the_sink_writes_only_what_it_must(
 
 def test_the_sink_with_its_role_writes_and_the_reader_verifies(
         deployment: Deployment, kafka_broker: Any, topics: Any, topic_prefix: str) -> None:
-    from connectors.platform.sink import run_platform_sink
+    from creditbus.connectors.platform.sink import run_platform_sink
 
     d = deployment
     assert d.migrate().returncode == 0
@@ -284,7 +284,7 @@ def test_production_refuses_owner_logins_at_run_time(
         capsys: pytest.CaptureFixture[str]) -> None:
     """What each login could change, and CREDITBUS_ENV=production refusing the owner in the
     sink and a writing login in the query service."""
-    from connectors import ops_cli
+    from creditbus.cli import query_cmd
     from creditbus.settings import Settings
 
     d = deployment
@@ -316,18 +316,18 @@ def test_production_refuses_owner_logins_at_run_time(
         sink_db.close()
 
     monkeypatch.setenv("CREDITBUS_DATABASE_URL", d.url(d.sink_role))
-    assert not ops_cli._database_login_is_read_only(Settings.from_env())
+    assert not query_cmd._database_login_is_read_only(Settings.from_env())
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: CREDITBUS_ENV=production and the "
                                                "database login")
     assert "may write cb_person, cb_record, cb_sink_offset, cb_update_log" in err[0]
     assert d.passwords[d.sink_role] not in err[0]
     monkeypatch.setenv("CREDITBUS_DATABASE_URL", d.url(d.reader_role))
-    assert ops_cli._database_login_is_read_only(Settings.from_env())
+    assert query_cmd._database_login_is_read_only(Settings.from_env())
 
 
 def test_db_migrate_on_sqlite_and_on_a_newer_schema(tmp_path: Path) -> None:
-    from connectors.platform.roles import RoleSetupError, run_migrate
+    from creditbus.platformdb.roles import RoleSetupError, run_migrate
 
     db = open_db(f"sqlite:///{tmp_path}/platform.db")
     try:

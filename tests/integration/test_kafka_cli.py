@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from creditbus.kafka.local import answers
+from creditbus.devtools.kafka.local import answers
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,12 +17,12 @@ from urllib.request import urlopen
 import pytest
 
 from creditbus.catalog import default_catalog
+from creditbus.devtools.kafka.ports import free_port
+from creditbus.devtools.sample import sample_events
 from creditbus.identity import IdentifierError, parse_resident_id
 from creditbus.kafka.admin import admin_client
 from creditbus.kafka.lag import workers_lag
-from creditbus.kafka.ports import free_port
 from creditbus.publish import CreditPublisher
-from creditbus.publish.sample import sample_events
 from creditbus.security.keys import generate_key_files
 from creditbus.settings import Settings
 from creditbus.topics import RAW_SEGMENT

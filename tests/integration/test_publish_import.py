@@ -17,17 +17,16 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from creditbus.catalog import default_catalog
-from creditbus.cli import main as cli_main
 from creditbus.cli.publish_cmd import read_report
 from creditbus.contract import reasons as R
 from creditbus.contract.validation import EventRejected
 from creditbus.contract.wire import Wire
+from creditbus.devtools.kafka.local import BrokerState
+from creditbus.devtools.sample import sample_rows, write_rows
 from creditbus.kafka.admin import admin_client, delete_topics
-from creditbus.kafka.local import BrokerState
 from creditbus.publish import CreditPublisher, DeliveryResult, PublishIncomplete
 from creditbus.publish.producer import EventEncoder
-from creditbus.publish.rows import RowConverter, keyed_row
-from creditbus.publish.sample import sample_rows, write_rows
+from creditbus.publish.row_events import RowConverter, keyed_row
 from creditbus.settings import Settings
 from creditbus.topics import raw_topic
 
@@ -35,14 +34,6 @@ UNIT = "zhanggong"  # a county: publishes for all eleven groups of the notice
 ROWS = 10_000
 CATALOG = default_catalog()
 _FULL_ID = re.compile(r"(?<!\d)\d{17}[\dX](?!\d)")
-
-
-def _cli_module() -> str:
-    """The console command once the lead has registered `publish` in CORE_COMMANDS; the
-    command module's own entry point until then (same arguments)."""
-    if "creditbus.cli.publish_cmd" in cli_main.CORE_COMMANDS:
-        return "creditbus.cli.main"
-    return "creditbus.cli.publish_cmd"
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, broker: BrokerState, prefix: str) -> Settings:
@@ -74,7 +65,7 @@ def _corrupt(rows: list[dict[str, Any]]) -> dict[int, str]:
 
 
 def _run_import(path: Path, report: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", _cli_module(), "publish", "--unit", UNIT, str(path),
+    cmd = [sys.executable, "-m", "creditbus.cli.main", "publish", "--unit", UNIT, str(path),
            "--error-report", str(report)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 

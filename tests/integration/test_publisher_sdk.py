@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from creditbus.contract.wire import Wire
+from creditbus.devtools.kafka.local import BrokerState
 from creditbus.kafka.admin import admin_client, delete_topics
-from creditbus.kafka.local import BrokerState
 from creditbus.security.keys import generate_key_files
 from creditbus.topics import raw_topic
 

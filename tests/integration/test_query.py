@@ -15,32 +15,29 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
-from connectors import ops_cli
-from connectors.query.access import mask_resident_ids
-from connectors.query.app import QueryService, create_app
-from connectors.query.auditor import AuditUnavailable
-from connectors.query.store import ArchiveStore
-from connectors.query.tokens import (
+from creditbus.services.query.access import mask_resident_ids
+from creditbus.services.query.app import QueryService, create_app
+from creditbus.services.query.auditor import AuditUnavailable
+from creditbus.services.query.store import ArchiveStore
+from creditbus.services.query.tokens import (
     TokenFileError,
     TokenStore,
     add_token,
     load_entries,
     revoke_token,
 )
+
 from creditbus.audit import AuditRecord
 from creditbus.catalog import default_catalog
-from creditbus.cli import audit_cmd
 from creditbus.cli import main as cli_main
+from creditbus.devtools.kafka.local import BrokerState
+from creditbus.devtools.kafka.ports import free_port
 from creditbus.identity import make_uscc, mask_id, person_key
-from creditbus.kafka.local import BrokerState
-from creditbus.kafka.ports import free_port
 from creditbus.topics import audit_topic
 from tests.bus import consume_all, wait_for
 from tests.platform_fill import (
@@ -57,19 +54,6 @@ from tests.platform_fill import (
 
 ALL_IDS = (LAWYER_ID, LAWYER2_ID, LEGAL_REP_ID, TEACHER_ID, CIVIL_SERVANT_ID, UNKNOWN_ID)
 PURPOSE = "律师执业年度考核核查"
-
-
-def _ops_module() -> str:
-    """The console command once the lead has registered the `ops` entry point; the module's
-    own entry point until then (same arguments)."""
-    names = {e.name for e in entry_points(group="creditbus.commands")}
-    return "creditbus.cli.main" if "ops" in names else "connectors.ops_cli"
-
-
-def _audit_main(argv: list[str]) -> int:
-    if "creditbus.cli.audit_cmd" in cli_main.CORE_COMMANDS:
-        return cli_main.main(argv)
-    return audit_cmd.main(argv)
 
 
 @dataclass
@@ -146,7 +130,7 @@ def service(kafka_broker: BrokerState, topic_prefix: str, bus_env: dict[str, str
         "信用中国（赣州）网站": ["--role", "public"],
     }.items():
         capsys.readouterr()
-        assert ops_cli.main(["query", "token", "add", *args, "--name", name]) == 0
+        assert cli_main.main(["query", "token", "add", *args, "--name", name]) == 0
         tokens[name] = capsys.readouterr().out.strip()
     stored = tokens_file.read_text("utf-8")
     assert all(t not in stored for t in tokens.values())  # hashes only
@@ -158,7 +142,7 @@ def service(kafka_broker: BrokerState, topic_prefix: str, bus_env: dict[str, str
     log = tmp_path / "query.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", _ops_module(), "query", "--host", "127.0.0.1"], env=env,
+            [sys.executable, "-m", "creditbus.cli.main", "query", "--host", "127.0.0.1"], env=env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     client = Client(f"http://127.0.0.1:{port}")
 
@@ -304,18 +288,18 @@ def test_roles_purpose_tokens_lookup_and_audit(
     monkeypatch.setenv("CREDITBUS_BOOTSTRAP", kafka_broker.bootstrap)
     monkeypatch.setenv("CREDITBUS_TOPIC_PREFIX", topic_prefix)
     capsys.readouterr()
-    assert _audit_main(["audit"]) == 0
+    assert cli_main.main(["audit"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + len(expected) and "司法局查询" in lines[1]
-    assert _audit_main(["audit", "--json", "--person", legal_rep.key]) == 0
+    assert cli_main.main(["audit", "--json", "--person", legal_rep.key]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(listed) == 2 and {x["person_key"] for x in listed} == {legal_rep.key}
-    assert _audit_main(["audit", "--json", "--person", lawyer.key[:12]]) == 0
+    assert cli_main.main(["audit", "--json", "--person", lawyer.key[:12]]) == 0
     assert len(capsys.readouterr().out.splitlines()) == sum(
         1 for w in expected.values() if w["key"] == lawyer.key)
-    assert _audit_main(["audit", "--json", "--since", "2000-01-01T00:00:00+08:00"]) == 0
+    assert cli_main.main(["audit", "--json", "--since", "2000-01-01T00:00:00+08:00"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(expected)
-    assert _audit_main(["audit", "--since", "2999-01-01"]) == 0
+    assert cli_main.main(["audit", "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out == ""
     log = service.log.read_text(errors="replace")
     assert not any(number in log for number in ALL_IDS)
@@ -426,7 +410,7 @@ def test_https_with_hsts_when_a_certificate_is_configured(
     env.pop("CREDITBUS_QUERY_HOST", None)
     log = tmp_path / "query.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", _ops_module(), "query"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "creditbus.cli.main", "query"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     trusted = ssl.create_default_context(cafile=str(ca.cert_path))
 
@@ -482,7 +466,7 @@ def test_a_taken_port_ends_with_one_clear_line(bus_env: dict[str, str], tmp_path
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         env = dict(bus_env, CREDITBUS_DATABASE_URL=f"sqlite:///{tmp_path}/platform.db")
-        done = subprocess.run([sys.executable, "-m", _ops_module(), "query", "--port",
+        done = subprocess.run([sys.executable, "-m", "creditbus.cli.main", "query", "--port",
                                str(port)], env=env, capture_output=True, text=True,
                               timeout=120)
     assert done.returncode == 2

@@ -37,11 +37,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from creditbus.devtools.kafka.local import BrokerState, LocalBroker, answers, local_admin_config
+from creditbus.devtools.kafka.ports import free_port
+from creditbus.devtools.sample import sample_rows, write_rows
 from creditbus.identity import person_key
-from creditbus.kafka.local import BrokerState, LocalBroker, answers, local_admin_config
-from creditbus.kafka.ports import free_port
 from creditbus.kafka.tls import certificate_names, ensure_ca
-from creditbus.publish.sample import sample_rows, write_rows
 from creditbus.settings import Settings
 from creditbus.topics import (
     audit_topic,
@@ -408,13 +408,13 @@ def test_the_whole_bus_runs_over_tls_with_least_privilege_principals(
                                   CREDITBUS_QUERY_TOKENS=str(tokens),
                                   CREDITBUS_QUERY_PORT=str(free_port()))
         added = subprocess.run(
-            [sys.executable, "-m", "connectors.ops_cli", "query", "token", "add", "--role",
+            [sys.executable, "-m", "creditbus.cli.main", "query", "token", "add", "--role",
              "office", "--name", "信用办"], env=query_env, capture_output=True, text=True,
             timeout=60)
         assert added.returncode == 0, added.stderr
         token = added.stdout.strip()
         query = subprocess.Popen(
-            [sys.executable, "-m", "connectors.ops_cli", "query", "--host", "127.0.0.1"],
+            [sys.executable, "-m", "creditbus.cli.main", "query", "--host", "127.0.0.1"],
             env=query_env, stdout=open(tmp_path / "query.log", "wb"),
             stderr=subprocess.STDOUT, start_new_session=True)
         person = person_key(rows[0]["身份证号码"], b"test-secret")
@@ -512,8 +512,8 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
     and `acl apply --password-from-env` work on Kafka 3.9.1."""
     import yaml
 
-    from creditbus.kafka.jars import ensure_broker_jars
-    from creditbus.kafka.toolchain import find_java
+    from creditbus.devtools.kafka.jars import ensure_broker_jars
+    from creditbus.devtools.kafka.toolchain import find_java
     from tests.unit.test_compose import COMPOSE_FILE, example_secrets, render
 
     services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]

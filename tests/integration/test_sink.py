@@ -21,16 +21,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.consuming import LoopOptions
+from creditbus.connectors.platform import verify as verify_mod
+from creditbus.connectors.platform.sink import run_platform_sink
 from prometheus_client import REGISTRY
 
-from connectors.backoff import Backoff
-from connectors.consuming import LoopOptions
-from connectors.platform import verify as verify_mod
-from connectors.platform.db import open_db
-from connectors.platform.sink import run_platform_sink
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import header_dict
 from creditbus.kafka.admin import TopicSpec, admin_client, delete_topics, ensure_topics
+from creditbus.platformdb.db import open_db
 from creditbus.topics import sink_deadletter_topic, updates_topic
 from tests.bus import BusProcess, consume_all, produce
 from tests.conftest import Topics
@@ -290,8 +290,8 @@ class _NoDeadLetters:
 
 
 def _fill(url: str, stream: UpdateStream) -> None:
-    from connectors.platform.sink import PlatformWriter
-    from connectors.updates import Incoming
+    from creditbus.connectors.platform.sink import PlatformWriter
+    from creditbus.connectors.updates import Incoming
 
     db = open_db(url)
     try:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.consuming import LoopOptions
+from creditbus.connectors.http.sink import run_http_sink
 from prometheus_client import REGISTRY
 
-from connectors.backoff import Backoff
-from connectors.consuming import LoopOptions
-from connectors.http.sink import run_http_sink
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import header_dict
 from creditbus.topics import sink_deadletter_topic, updates_topic

@@ -1,5 +1,5 @@
-"""The owned Faust transport (`streams.transport`) in-process against the real broker: every
-record delivered once on the fast path, table writes under `processing(event)` on the event's
+"""The owned Faust transport (`creditbus.streams.transport`) in-process against the real broker:
+every record delivered once on the fast path, table writes under `processing(event)` on the event's
 changelog partition, `committed_offset` following the commits.
 
 The helpers here (an in-process app, the group's committed offset read from the broker) are
@@ -17,9 +17,9 @@ from typing import Any
 import faust
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from creditbus.streams import transport
 from faust.types import TP
 
-from streams import transport
 from tests.bus import consume_all
 from tests.conftest import Topics
 

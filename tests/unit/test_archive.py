@@ -270,8 +270,7 @@ def test_person_partition_is_the_producers_partitioner() -> None:
 
     from aiokafka.partitioner import DefaultPartitioner
     from aiokafka.partitioner import murmur2 as reference
-
-    from streams.partitioning import murmur2, person_partition
+    from creditbus.streams.partitioning import murmur2, person_partition
 
     for i in range(500):
         key = f"{i:064x}"

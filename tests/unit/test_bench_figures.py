@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from creditbus.bench.report import markdown
-from creditbus.bench.runner import BenchResult, cpu_seconds, histogram_quantiles, topic_mib
+from creditbus.devtools.bench.report import markdown
+from creditbus.devtools.bench.runner import BenchResult, cpu_seconds, histogram_quantiles, topic_mib
 
 NAME = "creditbus_publish_to_commit_seconds"
 

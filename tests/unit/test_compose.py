@@ -286,7 +286,7 @@ def test_app_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
 
 def test_only_the_migration_uses_the_database_owner(services: dict[str, Any]) -> None:
     """Least privilege: `db migrate` runs once with the owner; the sink writes with its role,
-    the query service reads with the reader role (connectors/platform/roles.py)."""
+    the query service reads with the reader role (creditbus/platformdb/roles.py)."""
     from creditbus.settings import Settings
 
     defaults = Settings.from_env()
@@ -689,10 +689,11 @@ def test_dockerfile_installs_the_project_as_a_non_root_creditbus_entrypoint() ->
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as a non-root user"
     assert re.search(r'^ENTRYPOINT\s+\["creditbus"\]\s*$', text, flags=re.MULTILINE)
-    # every top-level package pyproject.toml installs is in the build context of `pip install .`
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
-        package = pattern.rstrip("*").rstrip(".")
+    # every folder pyproject.toml installs from is in the build context of `pip install .`
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"]
+    folders = {"creditbus", *setuptools["package-dir"].values()}
+    for package in sorted(folders):
         assert re.search(rf"^COPY\s+(?:--\S+\s+)*{package}\s", text, flags=re.MULTILINE), package
     ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
     for entry in (".env", ".git/", ".venv/"):

@@ -22,10 +22,11 @@ from creditbus.contract import reasons as R
 from creditbus.contract.canonical import derive_event_id
 from creditbus.contract.validation import EventRejected
 from creditbus.contract.wire import Wire
+from creditbus.devtools.sample import HEADERS, sample_rows, write_rows
 from creditbus.identity import make_resident_id
 from creditbus.publish.messages import shown
 from creditbus.publish.producer import EventEncoder
-from creditbus.publish.rows import (
+from creditbus.publish.row_events import (
     BAD_ACTION,
     BAD_ATTRIBUTES,
     BAD_BOOLEAN,
@@ -43,7 +44,6 @@ from creditbus.publish.rows import (
     parse_decimal,
     parse_map,
 )
-from creditbus.publish.sample import HEADERS, sample_rows, write_rows
 from creditbus.publish.spreadsheet import TableError, decode_csv_bytes, open_table
 
 CATALOG = default_catalog()

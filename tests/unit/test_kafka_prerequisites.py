@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from creditbus.kafka.jars import broker_artifacts
-from creditbus.kafka.toolchain import _java_major
+from creditbus.devtools.kafka.jars import broker_artifacts
+from creditbus.devtools.kafka.toolchain import _java_major
 
 
 def test_up_without_java_prints_a_clear_message(tmp_path: Path) -> None:

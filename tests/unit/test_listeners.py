@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from creditbus.services.query.listener import ListenerError, bind, tls_context
 
-from connectors.query.listener import ListenerError, bind, tls_context
 from creditbus import metrics
-from creditbus.kafka.ports import free_port
+from creditbus.devtools.kafka.ports import free_port
 from creditbus.settings import SETTINGS_DOC, SettingsError
 from tests.tls_certs import CertAuthority, ServerCert, issue_server_cert, make_ca
 

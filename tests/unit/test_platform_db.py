@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from creditbus.connectors.backoff import Backoff
+from creditbus.connectors.consuming import _append_in_order, next_offsets
+from creditbus.connectors.errors import TransientError
+from creditbus.connectors.http.payload import batch_body, idempotency_key
+from creditbus.connectors.platform.plan import FORK, GAP, plan_batch
+from creditbus.connectors.platform.sink import PlatformWriter
+from creditbus.connectors.platform.verify import run as verify_run
+from creditbus.connectors.platform.verify import verify
+from creditbus.connectors.updates import HASH_MISMATCH, Incoming, prepare
 
-from connectors.backoff import Backoff
-from connectors.consuming import _append_in_order, next_offsets
-from connectors.errors import TransientError
-from connectors.http.payload import batch_body, idempotency_key
-from connectors.platform import schema
-from connectors.platform.db import ErrorKind, open_db, redact_url
-from connectors.platform.plan import FORK, GAP, plan_batch
-from connectors.platform.sink import PlatformWriter
-from connectors.platform.sqlite_db import SqliteDB, parse_sqlite_url
-from connectors.platform.verify import run as verify_run
-from connectors.platform.verify import verify
-from connectors.updates import HASH_MISMATCH, Incoming, prepare
 from creditbus.contract.wire import Wire
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import ErrorKind, open_db, redact_url
+from creditbus.platformdb.sqlite import SqliteDB, parse_sqlite_url
 from creditbus.settings import REPO_ROOT
 from tests.platform_data import Generator, encode, expected_rows, generate
 

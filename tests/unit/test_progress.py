@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from creditbus.services.reports.progress import load_report
 from openpyxl import load_workbook
 
-from connectors import ops_cli
-from connectors.platform.db import open_db
-from connectors.reporting.progress import load_report
 from creditbus.catalog import Catalog, default_catalog, load_catalog
+from creditbus.cli import main as cli_main
+from creditbus.platformdb.db import open_db
 from tests.platform_fill import BEIJING, PersonSpec, fill_platform
 
 ANNEX_HEADER = ["序号", "单位", "是否建立重点人群信用档案", "出台文件名称",
@@ -55,7 +55,7 @@ def _run_report(monkeypatch: pytest.MonkeyPatch, url: str, catalog_dir: Path,
                 out: Path, *extra: str) -> dict[str, Path]:
     monkeypatch.setenv("CREDITBUS_DATABASE_URL", url)
     monkeypatch.setenv("CREDITBUS_CATALOG_DIR", str(catalog_dir))
-    assert ops_cli.main(["report", "progress", "--out", str(out), *extra]) == 0
+    assert cli_main.main(["report", "progress", "--out", str(out), *extra]) == 0
     found = {p.suffix: p for p in out.iterdir() if p.name.startswith("重点人群信用档案建设情况表")}
     found["facts.csv"] = next(out.glob("重点人群信用档案统计_*.csv"), Path("-"))
     return found
@@ -222,5 +222,5 @@ def test_empty_database_reports_every_unit_as_not_established(tmp_path: Path) ->
 
 def test_unknown_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        ops_cli.main(["report", "progress", "--formats", "pdf"])
+        cli_main.main(["report", "progress", "--formats", "pdf"])
     assert exc.value.code == 2

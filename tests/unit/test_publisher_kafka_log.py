@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from creditbus.connectors.consuming import BatchLoop, LoopOptions
+from creditbus.connectors.deadletters import DeadLetters
+from creditbus.connectors.updates import Incoming
 
-from connectors.consuming import BatchLoop, LoopOptions
-from connectors.deadletters import DeadLetters
-from connectors.updates import Incoming
+from creditbus.devtools.sample import sample_rows, write_rows
 from creditbus.kafka.admin import admin_client
 from creditbus.kafka.clientconf import confluent_config
 from creditbus.kafka.clientlog import LOGGER_NAME, is_transient, kafka_logger
 from creditbus.logsetup import FORMAT, RedactingFormatter
 from creditbus.publish import CreditPublisher
-from creditbus.publish.rows import RowConverter, keyed_row
-from creditbus.publish.sample import sample_rows, write_rows
+from creditbus.publish.row_events import RowConverter, keyed_row
 from creditbus.settings import Settings
 
 NOWHERE = "127.0.0.1:9"  # the discard port: nothing listens

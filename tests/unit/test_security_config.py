@@ -15,6 +15,7 @@ import pytest
 
 from creditbus.catalog import default_catalog
 from creditbus.cli import acl_cmd, kafka_cmd, keys_cmd
+from creditbus.devtools.kafka.local import _server_properties, local_admin_config
 from creditbus.kafka.clientconf import (
     ClientConfigError,
     aiokafka_kwargs,
@@ -22,7 +23,6 @@ from creditbus.kafka.clientconf import (
     confluent_config,
     faust_broker_kwargs,
 )
-from creditbus.kafka.local import _server_properties, local_admin_config
 from creditbus.kafka.tls import (
     LOCAL_NAMES,
     BrokerTls,

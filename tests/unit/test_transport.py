@@ -10,10 +10,9 @@ from typing import Any
 
 import faust
 import pytest
+from creditbus.streams import transport
 from faust.transport.drivers import by_url
 from faust.types import Message
-
-from streams import transport
 
 ROOT = Path(__file__).resolve().parents[2]
 

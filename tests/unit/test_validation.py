@@ -36,8 +36,8 @@ from creditbus.contract.validation import (
     validate_event,
 )
 from creditbus.contract.wire import Wire
+from creditbus.devtools.sample import sample_events
 from creditbus.identity import make_resident_id, make_uscc
-from creditbus.publish.sample import sample_events
 
 REPO = Path(__file__).resolve().parents[2]
 CST = timezone(timedelta(hours=8))

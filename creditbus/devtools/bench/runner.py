@@ -21,15 +21,15 @@ from urllib.request import urlopen
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from creditbus.bench.floors import consumer_floor, faust_floor, records_written
-from creditbus.bench.steps import measure_steps
-from creditbus.bench.workload import Workload
 from creditbus.catalog import default_catalog
 from creditbus.contract.wire import Wire
+from creditbus.devtools.bench.floors import consumer_floor, faust_floor, records_written
+from creditbus.devtools.bench.steps import measure_steps
+from creditbus.devtools.bench.workload import Workload
+from creditbus.devtools.kafka.local import ADMIN_USER, BrokerState, LocalBroker, admin_secret_file
+from creditbus.devtools.kafka.ports import free_port
 from creditbus.kafka.admin import admin_client, ensure_topics
 from creditbus.kafka.clientconf import confluent_auth, confluent_config
-from creditbus.kafka.local import ADMIN_USER, BrokerState, LocalBroker, admin_secret_file
-from creditbus.kafka.ports import free_port
 from creditbus.security.acl import CredentialStore, apply_plan, plan_principals
 from creditbus.settings import Settings
 from creditbus.topics import (

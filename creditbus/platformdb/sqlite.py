@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from connectors.platform import schema
-from connectors.platform.db import ErrorKind, PlatformDB, now_text, quote
-from connectors.platform.rows import Row
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import ErrorKind, PlatformDB, now_text, quote
+from creditbus.platformdb.records import Row
 
 DEFAULT_BUSY_TIMEOUT_MS = 1000
 _IN_CHUNK = 500  # well under SQLite's limit of bound variables

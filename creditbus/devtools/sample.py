@@ -22,7 +22,7 @@ from creditbus.contract.canonical import derive_event_id
 from creditbus.identity import make_resident_id, make_uscc
 from creditbus.identity.divisions import division_table
 from creditbus.identity.uscc import ALPHABET
-from creditbus.publish.rows import COLUMNS, COLUMNS_BY_KEY, RowConverter, keyed_row
+from creditbus.publish.row_events import COLUMNS, COLUMNS_BY_KEY, RowConverter, keyed_row
 
 ANCHOR = date(2024, 12, 31)
 """The latest date in sample data (fixed, so that samples do not depend on the day)."""

@@ -2,7 +2,7 @@
 
 Two back ends implement it: SQLite (stdlib, WAL mode, the embedded default, `sqlite:///path`)
 and PostgreSQL (psycopg 3, `postgresql://...`). Rows go in and come out in the canonical forms
-of `connectors.platform.rows` (timestamps as UTC ISO text, dates as ISO text, booleans as bool),
+of `creditbus.platformdb.records` (timestamps as UTC ISO text, dates as ISO text, booleans as bool),
 whatever the column types, so the sink, verify and the tests compare like with like.
 
 Failures are sorted by `classify`: TRANSIENT (retry the whole batch later: connection lost,
@@ -21,15 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from connectors.platform import schema
-from connectors.platform.rows import (
+from creditbus.contract.canonical import format_timestamp
+from creditbus.platformdb import schema
+from creditbus.platformdb.records import (
     LOG_COLUMNS,
     OFFSET_COLUMNS,
     PERSON_COLUMNS,
     RECORD_COLUMNS,
     Row,
 )
-from creditbus.contract.canonical import format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +234,11 @@ def redact_url(url: str) -> str:
 def open_db(url: str, *, application_name: str = "creditbus-sink") -> PlatformDB:
     """The back end for `url`: `sqlite:///path` or `postgresql://...` (connects lazily)."""
     if url.startswith("sqlite:"):
-        from connectors.platform.sqlite_db import SqliteDB
+        from creditbus.platformdb.sqlite import SqliteDB
 
         return SqliteDB(url)
     if url.startswith(("postgresql:", "postgres:")):
-        from connectors.platform.postgres_db import PostgresDB
+        from creditbus.platformdb.postgres import PostgresDB
 
         return PostgresDB(url, application_name=application_name)
     raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///path or "

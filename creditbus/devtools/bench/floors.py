@@ -5,9 +5,9 @@
 - `consumer_floor`: a confluent-kafka consumer that reads the given topics and does nothing:
   records/s and CPU µs per record of the cheapest possible stage on those topics.
 - `faust_floor`: the same for a Faust agent on the project's transport that does nothing with
-  the batches it takes (`python -m creditbus.bench.floors faust ...` in a process of its own,
-  so that its CPU is its own; the figures come back in a file, as Faust's worker takes over the
-  process's standard output).
+  the batches it takes (`python -m creditbus.devtools.bench.floors faust ...` in a process of
+  its own, so that its CPU is its own; the figures come back in a file, as Faust's worker
+  takes over the process's standard output).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def faust_floor(env: dict[str, str], topic: str, expect: int,
     with tempfile.TemporaryDirectory(prefix="creditbus-floor-") as tmp:
         figures = Path(tmp) / "floor.json"
         out = subprocess.run(
-            [sys.executable, "-m", "creditbus.bench.floors", "faust", topic, str(expect),
+            [sys.executable, "-m", "creditbus.devtools.bench.floors", "faust", topic, str(expect),
              str(timeout), str(figures)], env=env, capture_output=True, text=True,
             timeout=timeout + 120, check=False)
         if out.returncode != 0 or not figures.exists():
@@ -89,7 +89,7 @@ def _run_faust_floor(topic: str, expect: int, timeout: float, figures: Path) -> 
     import faust
 
     from creditbus.settings import Settings
-    from streams.app import create_app
+    from creditbus.streams.app import create_app
 
     settings = Settings.from_env()
     app: faust.App = create_app(settings, app_id=f"bench-floor-{uuid.uuid4().hex[:8]}")

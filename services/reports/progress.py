@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connectors.platform.db import PlatformDB
 from creditbus.catalog import Catalog, Group, Unit
+from creditbus.platformdb.db import PlatformDB
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 TITLE = "重点人群信用档案建设情况表"

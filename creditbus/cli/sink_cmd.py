@@ -1,6 +1,4 @@
 """Commands of the connectors: `creditbus sink`, `creditbus verify`, `creditbus db migrate`.
-
-Registered through the `creditbus.commands` entry-point group (see docs/design.md).
 """
 
 from __future__ import annotations
@@ -13,9 +11,9 @@ import threading
 
 from confluent_kafka import KafkaException
 
-from connectors.consuming import LoopOptions
-from connectors.errors import SinkFatal
 from creditbus import metrics
+from creditbus.connectors.consuming import LoopOptions
+from creditbus.connectors.errors import SinkFatal
 from creditbus.kafka.admin import admin_client, ensure_topics
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.logsetup import configure_logging
@@ -129,11 +127,11 @@ def run_sink(args: argparse.Namespace) -> int:
     dead_letter_topic = sink_deadletter_topic(prefix)
     try:
         if args.http:
-            from connectors.http.sink import run_http_sink
+            from creditbus.connectors.http.sink import run_http_sink
 
             return run_http_sink(options, args.http, args.http_timeout, dead_letter_topic,
                                  wire, stop)
-        from connectors.platform.sink import run_platform_sink
+        from creditbus.connectors.platform.sink import run_platform_sink
 
         return run_platform_sink(options, args.database_url or settings.database_url,
                                  dead_letter_topic, wire, stop)
@@ -145,7 +143,7 @@ def run_sink(args: argparse.Namespace) -> int:
 
 
 def run_db_migrate(args: argparse.Namespace) -> int:
-    from connectors.platform.roles import run_db_migrate as run
+    from creditbus.platformdb.roles import run_db_migrate as run
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -155,6 +153,6 @@ def run_db_migrate(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    from connectors.platform.verify import run
+    from creditbus.connectors.platform.verify import run
 
     return run(args.database_url or settings.database_url, max_problems=args.max_problems)

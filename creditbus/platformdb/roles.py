@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.platform import schema
-from connectors.platform.db import PlatformDB, open_db, redact_url
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import PlatformDB, open_db, redact_url
 
 ROLE_LOCK = 0x63726564  # the migration's advisory lock: one owner-side change at a time
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from creditbus.bench.runner import BenchResult, as_dict
+from creditbus.devtools.bench.runner import BenchResult, as_dict
 
 
 def markdown(r: BenchResult) -> str:

@@ -3,7 +3,7 @@
 ```toml
 [[tokens]]
 name = "司法局查询"          # who: shown in the audit trail, unique in the file
-role = "unit"               # unit | office | public (connectors.query.access)
+role = "unit"               # unit | office | public (creditbus.services.query.access)
 unit = "justice"            # the unit code, for role = "unit" only
 sha256 = "9f86d0..."        # hex SHA-256 of the token; the token itself is never stored
 created_at = "2024-05-01T08:00:00.000Z"
@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.query.access import ROLES, Role
+from creditbus.services.query.access import ROLES, Role
+
 from creditbus.audit import now_text
 from creditbus.catalog import Catalog
 

@@ -7,9 +7,9 @@ Endpoints (one aiohttp server on `CREDITBUS_QUERY_PORT`):
   number, which travels in the body only (a URL would end up in access logs).
 - `GET /healthz`, `GET /metrics` (Prometheus).
 
-A query needs `Authorization: Bearer <token>` (connectors.query.tokens) and a purpose (header
-`X-Query-Purpose`, UTF-8 or percent-encoded UTF-8, or the body's `purpose`), non-empty and at
-most 200 characters. Every query, answered or refused, produces one audit record
+A query needs `Authorization: Bearer <token>` (creditbus.services.query.tokens) and a purpose
+(header `X-Query-Purpose`, UTF-8 or percent-encoded UTF-8, or the body's `purpose`), non-empty
+and at most 200 characters. Every query, answered or refused, produces one audit record
 (creditbus.audit) on the audit topic, and the answer leaves only once the broker has that
 record; if it cannot be delivered, the caller gets 503 and no data.
 """
@@ -32,13 +32,13 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
+from creditbus.services.query.access import Principal, archive_view
+from creditbus.services.query.auditor import AuditLog, AuditUnavailable
+from creditbus.services.query.listener import HSTS
+from creditbus.services.query.store import ArchiveRows, ArchiveStore
+from creditbus.services.query.tokens import TokenStore
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.query.access import Principal, archive_view
-from connectors.query.auditor import AuditLog, AuditUnavailable
-from connectors.query.listener import HSTS
-from connectors.query.store import ArchiveRows, ArchiveStore
-from connectors.query.tokens import TokenStore
 from creditbus import metrics
 from creditbus.audit import PURPOSE_MAX_CHARS, AuditRecord, Caller, Result
 from creditbus.catalog import Catalog, default_catalog
@@ -332,8 +332,8 @@ def ensure_audit_topic(settings: Settings) -> None:
 
 def serve(service: QueryService, sock: socket.socket,
           tls: ssl.SSLContext | None = None) -> None:
-    """Serve on the bound `sock` (connectors.query.listener.bind), HTTPS with HSTS when `tls`
-    is given, until SIGINT or SIGTERM."""
+    """Serve on the bound `sock` (creditbus.services.query.listener.bind), HTTPS with HSTS
+    when `tls` is given, until SIGINT or SIGTERM."""
     host, port = sock.getsockname()[:2]
     log.info("query service on %s://%s:%d (tokens: %d)", "https" if tls else "http", host, port,
              len(service.tokens))

@@ -11,12 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
-
-from connectors.reporting.progress import (
+from creditbus.services.reports.progress import (
     ANNEX_HEADER,
     COMPLETENESS_NOTE,
     FACTS_HEADER,
@@ -26,6 +21,10 @@ from connectors.reporting.progress import (
     TITLE,
     ProgressReport,
 )
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 FONT = "宋体"
 THIN = Side(style="thin", color="000000")

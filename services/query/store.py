@@ -1,6 +1,6 @@
 """Reads of one person's archive from the platform database, through the sink's DB layer.
 
-`connectors.platform.db.PlatformDB` offers whole-table reads only (`iter_rows`); a query needs
+`creditbus.platformdb.db.PlatformDB` offers whole-table reads only (`iter_rows`); a query needs
 the rows of one person, so this module runs three keyed SELECTs on the back end's connection,
 inside the back end's read-only `snapshot()` (one consistent state), and returns the rows in
 the same canonical forms as `iter_rows` (UTC ISO text, ISO dates, booleans as bool).
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from connectors.platform import schema
-from connectors.platform.db import PlatformDB, open_db
 from creditbus.contract.canonical import format_timestamp
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import PlatformDB, open_db
 
 APPLICATION_NAME = "creditbus-query"
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 
-from connectors.platform import schema
-from connectors.platform.db import ErrorKind, PlatformDB, now_text, quote
-from connectors.platform.rows import Row
 from creditbus.contract.canonical import format_timestamp
+from creditbus.platformdb import schema
+from creditbus.platformdb.db import ErrorKind, PlatformDB, now_text, quote
+from creditbus.platformdb.records import Row
 
 MIGRATION_LOCK = 0x63726564  # pg_advisory_xact_lock key ("cred")
 CONNECT_TIMEOUT_S = 5

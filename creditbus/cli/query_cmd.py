@@ -1,8 +1,4 @@
-"""Operations commands: `creditbus report progress` and `creditbus query [token add|list|revoke]`.
-
-Registered through the `creditbus.commands` entry point `ops`; `python -m connectors.ops_cli`
-runs them stand-alone with the same arguments.
-"""
+"""`creditbus query [serve | token add|list|revoke]`: the query service and its tokens."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import os
 import socket
 import ssl
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from creditbus.catalog import CatalogError, default_catalog
@@ -20,85 +15,7 @@ from creditbus.settings import Settings
 
 log = logging.getLogger("creditbus.ops")
 
-FORMATS = ("xlsx", "csv", "html")
 TOKENS_ENV = "CREDITBUS_QUERY_TOKENS"
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    _register_report(subparsers)
-    _register_query(subparsers)
-
-
-# -- report ------------------------------------------------------------------------------------
-
-def _register_report(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="reports built from the platform database")
-    kinds = parser.add_subparsers(dest="report", required=True, metavar="REPORT")
-    progress = kinds.add_parser(
-        "progress", help="the notice's progress table (重点人群信用档案建设情况表) from live data")
-    progress.add_argument("--out", type=Path, default=Path("reports"),
-                          help="output directory (default: ./reports)")
-    progress.add_argument("--formats", type=parse_formats, default=FORMATS,
-                          help="comma-separated subset of xlsx,csv,html (default: all three)")
-    progress.set_defaults(func=run_report_progress)
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    wanted = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
-    unknown = [f for f in wanted if f not in FORMATS]
-    if unknown or not wanted:
-        raise argparse.ArgumentTypeError(
-            f"formats must be a comma-separated subset of {','.join(FORMATS)}")
-    return wanted
-
-
-def report_paths(out: Path, generated: datetime, formats: tuple[str, ...]) -> dict[str, Path]:
-    stamp = f"{generated:%Y%m%d}"
-    base = out / f"重点人群信用档案建设情况表_{stamp}"
-    paths = {}
-    if "xlsx" in formats:
-        paths["xlsx"] = base.with_suffix(".xlsx")
-    if "csv" in formats:
-        paths["csv"] = base.with_suffix(".csv")
-        paths["csv-facts"] = out / f"重点人群信用档案统计_{stamp}.csv"
-    if "html" in formats:
-        paths["html"] = base.with_suffix(".html")
-    return paths
-
-
-def run_report_progress(args: argparse.Namespace) -> int:
-    from connectors.platform.db import open_db, redact_url
-    from connectors.reporting.csv_out import write_annex_csv, write_facts_csv
-    from connectors.reporting.html import write_html
-    from connectors.reporting.progress import load_report
-    from connectors.reporting.xlsx import write_xlsx
-
-    settings = Settings.from_env()
-    try:
-        catalog = default_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    db = open_db(settings.database_url, application_name="creditbus-report")
-    try:
-        report = load_report(catalog, db)
-    except Exception as exc:  # the drivers' errors share no base class  # noqa: BLE001
-        print(f"error: cannot read the platform database {redact_url(settings.database_url)}: "
-              f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        db.close()
-    if not report.database_ready:
-        print(f"warning: {redact_url(settings.database_url)} holds no platform schema yet; "
-              "every unit is reported as 否", file=sys.stderr)
-    writers = {"xlsx": write_xlsx, "csv": write_annex_csv, "csv-facts": write_facts_csv,
-               "html": write_html}
-    for kind, path in report_paths(args.out, report.generated_at, args.formats).items():
-        writers[kind](report, path)
-        print(f"wrote {path}")
-    print(f"{report.established_count} of {len(report.rows)} units have pushed archives",
-          file=sys.stderr)
-    return 0
 
 
 # -- query ---------------------------------------------------------------------------------
@@ -112,7 +29,7 @@ def tokens_path(settings: Settings) -> Path:
     return Path(value).expanduser() if value else settings.home / "query-tokens.toml"
 
 
-def _register_query(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "query", help="serve the archive query service (or manage its tokens: query token ...)")
     parser.add_argument("--host", default=None,
@@ -139,8 +56,8 @@ def _register_query(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_query_serve(args: argparse.Namespace) -> int:
-    from connectors.query.listener import ListenerError, bind, tls_context
     from creditbus.logsetup import configure_logging
+    from creditbus.services.query.listener import ListenerError, bind, tls_context
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -165,9 +82,9 @@ def run_query_serve(args: argparse.Namespace) -> int:
 def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
     from confluent_kafka import KafkaException
 
-    from connectors.query.app import build_service, ensure_audit_topic, serve
-    from connectors.query.tokens import TokenFileError
     from creditbus.kafka.clientconf import ClientConfigError, confluent_auth
+    from creditbus.services.query.app import build_service, ensure_audit_topic, serve
+    from creditbus.services.query.tokens import TokenFileError
 
     if not settings.bootstrap:
         print("error: no broker for the audit topic: set CREDITBUS_BOOTSTRAP or run "
@@ -204,8 +121,8 @@ def _database_login_is_read_only(settings: Settings) -> bool:
     """The service only reads the platform database: a login that could write is a warning,
     and with CREDITBUS_ENV=production a refusal (one line). An unreachable database is not
     decided here (the service starts degraded and /healthz says so)."""
-    from connectors.platform.db import redact_url
-    from connectors.query.store import writable_tables
+    from creditbus.platformdb.db import redact_url
+    from creditbus.services.query.store import writable_tables
 
     try:
         tables = writable_tables(settings.database_url)
@@ -224,7 +141,7 @@ def _database_login_is_read_only(settings: Settings) -> bool:
 
 
 def run_token_add(args: argparse.Namespace) -> int:
-    from connectors.query.tokens import TokenFileError, add_token
+    from creditbus.services.query.tokens import TokenFileError, add_token
 
     settings = Settings.from_env()
     if args.role == "unit" and not args.unit:
@@ -247,7 +164,7 @@ def run_token_add(args: argparse.Namespace) -> int:
 
 
 def run_token_list(args: argparse.Namespace) -> int:
-    from connectors.query.tokens import TokenFileError, load_entries
+    from creditbus.services.query.tokens import TokenFileError, load_entries
 
     path = tokens_path(Settings.from_env())
     try:
@@ -262,7 +179,7 @@ def run_token_list(args: argparse.Namespace) -> int:
 
 
 def run_token_revoke(args: argparse.Namespace) -> int:
-    from connectors.query.tokens import TokenFileError, revoke_token
+    from creditbus.services.query.tokens import TokenFileError, revoke_token
 
     path = tokens_path(Settings.from_env())
     try:
@@ -276,17 +193,3 @@ def run_token_revoke(args: argparse.Namespace) -> int:
     print(f"token {args.name!r} revoked", file=sys.stderr)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m connectors.ops_cli report progress ...`)."""
-    parser = argparse.ArgumentParser(prog="creditbus")
-    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

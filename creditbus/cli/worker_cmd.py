@@ -1,4 +1,4 @@
-"""`creditbus worker`: registered through the `creditbus.commands` entry point."""
+"""`creditbus worker`: run a stream worker (the Faust app and its edge stage)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from creditbus.settings import Settings
-    from streams.worker import run_worker
+    from creditbus.streams.worker import run_worker
 
     settings = Settings.from_env()
     if not settings.bootstrap:

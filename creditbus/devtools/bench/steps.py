@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-from connectors.platform.db import open_db
-from connectors.platform.sink import PlatformWriter
-from connectors.updates import Incoming
 from creditbus.archive import person
 from creditbus.archive.event import EnrichedEvent, pack_internal, parse_internal_all
 from creditbus.archive.state import decode_state, encode_state
-from creditbus.bench.workload import Workload
 from creditbus.catalog import Catalog
+from creditbus.connectors.platform.sink import PlatformWriter
+from creditbus.connectors.updates import Incoming
 from creditbus.contract.wire import Wire
+from creditbus.devtools.bench.workload import Workload
 from creditbus.ingest import Ingestor
-from streams.partitioning import person_partition
+from creditbus.platformdb.db import open_db
+from creditbus.streams.partitioning import person_partition
 
 ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 STEPS = ("ingest", "partition + pack", "unpack", "state load + save", "apply", "encode update",

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from creditbus.kafka.toolchain import PrerequisiteError, find_maven
+from creditbus.devtools.kafka.toolchain import PrerequisiteError, find_maven
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

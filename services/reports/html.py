@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from connectors.reporting.progress import (
+from creditbus.services.reports.progress import (
     ANNEX_HEADER,
     COMPLETENESS_NOTE,
     FACTS_HEADER,

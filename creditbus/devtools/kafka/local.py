@@ -24,10 +24,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from creditbus.kafka.jars import ensure_broker_jars
-from creditbus.kafka.ports import free_port, port_is_free
+from creditbus.devtools.kafka.jars import ensure_broker_jars
+from creditbus.devtools.kafka.ports import free_port, port_is_free
+from creditbus.devtools.kafka.toolchain import PrerequisiteError, find_java
 from creditbus.kafka.tls import CA_CERT, LOCAL_NAMES, BrokerTls, ensure_broker_certificate
-from creditbus.kafka.toolchain import PrerequisiteError, find_java
 from creditbus.settings import broker_state_file
 
 START_TIMEOUT_S = 90.0

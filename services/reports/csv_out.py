@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.reporting.progress import ANNEX_HEADER, FACTS_HEADER, ProgressReport
+from creditbus.services.reports.progress import ANNEX_HEADER, FACTS_HEADER, ProgressReport
 
 
 def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:

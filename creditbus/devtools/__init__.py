@@ -1,0 +1,1 @@
+"""Development tooling, shipped for `make demo` and `make bench`: local broker, bench, samples."""

@@ -1,0 +1,1 @@
+"""A local Apache Kafka (KRaft) assembled from Maven Central, for development and tests."""

@@ -1,0 +1,1 @@
+"""Platform-side services: the query service and the reports (and the portal)."""
