@@ -38,6 +38,12 @@ def sink_deadletter_topic(prefix: str) -> str:
     return f"{prefix}.sink.deadletter"
 
 
+def deadletter_replays_topic(prefix: str) -> str:
+    """Compacted: one record per replayed dead letter, keyed by its position
+    (`creditbus deadletters replay` re-publishes a dead letter at most once)."""
+    return f"{prefix}.deadletter.replays"
+
+
 def audit_topic(prefix: str) -> str:
     return f"{prefix}.audit"
 
@@ -74,7 +80,8 @@ def worker_topics(
     partitions of the by-person topic (aiokafka keeps a topic it did not find at 0 partitions
     for minutes, and the first table write then fails Faust's partition check).
     """
-    theirs = {sink_deadletter_topic(prefix), audit_topic(prefix)}
+    theirs = {sink_deadletter_topic(prefix), audit_topic(prefix),
+              deadletter_replays_topic(prefix)}
     specs = [s for s in bus_topics(prefix, units, partitions, replication)
              if s.name not in theirs]
     return [*specs,
@@ -94,5 +101,7 @@ def bus_topics(
         TopicSpec(deadletter_topic(prefix), 1, replication),
         TopicSpec(sink_deadletter_topic(prefix), 1, replication),
         TopicSpec(audit_topic(prefix), 1, replication),
+        TopicSpec(deadletter_replays_topic(prefix), 1, replication,
+                  {"cleanup.policy": "compact"}),
     ]
     return specs
