@@ -27,7 +27,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "cb_schema_version": ("version",),
 }
 
-BOOLEAN_COLUMNS = frozenset({"is_public", "is_retracted"})
+BOOLEAN_COLUMNS = frozenset({"is_public", "is_retracted", "is_repaired"})
 """Stored as 0/1 in SQLite, boolean in PostgreSQL."""
 
 
@@ -159,9 +159,32 @@ _POSTGRES_V1 = (
     "CREATE INDEX cb_record_public ON cb_record (is_public, disclosure_end)",
 )
 
+# -- migration 2: credit repair (信用修复): a record marked repaired, with its decision --------
+# Added columns with defaults: rows written before read as not repaired, which is what their
+# update-log bodies (without a `repair`) say, so `creditbus verify` agrees without a backfill.
+
+_SQLITE_V2 = (
+    "ALTER TABLE cb_record ADD COLUMN is_repaired INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (is_repaired IN (0, 1))",
+    "ALTER TABLE cb_record ADD COLUMN repair_decision_number TEXT "
+    "CHECK (length(repair_decision_number) <= 128)",
+    "ALTER TABLE cb_record ADD COLUMN repair_date TEXT CHECK (length(repair_date) = 10)",
+    "ALTER TABLE cb_record ADD COLUMN repair_authority TEXT "
+    "CHECK (length(repair_authority) <= 256)",
+)
+
+_POSTGRES_V2 = (
+    "ALTER TABLE cb_record ADD COLUMN is_repaired boolean NOT NULL DEFAULT false",
+    "ALTER TABLE cb_record ADD COLUMN repair_decision_number varchar(128)",
+    "ALTER TABLE cb_record ADD COLUMN repair_date date",
+    "ALTER TABLE cb_record ADD COLUMN repair_authority varchar(256)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "persons, records, update log, sink offsets",
               {SQLITE: _SQLITE_V1, POSTGRES: _POSTGRES_V1}),
+    Migration(2, "credit repair: cb_record.is_repaired and the repair decision",
+              {SQLITE: _SQLITE_V2, POSTGRES: _POSTGRES_V2}),
 )
 
 
