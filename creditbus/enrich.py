@@ -29,6 +29,8 @@ def enrich(
     topic: str,
     partition: int,
     offset: int,
+    timestamp: int = 0,
+    row: int | None = None,
 ) -> EnrichedEvent:
     """Turn a decoded, validated CreditEvent datum into an EnrichedEvent."""
     content = datum.get("content")
@@ -65,6 +67,7 @@ def enrich(
         content_json=content_json, content_hash=content_hash,
         disclosure_start=start, disclosure_end=end,
         source_topic=topic, source_partition=partition, source_offset=offset,
+        source_timestamp=timestamp, source_row=row,
     )
 
 

@@ -7,6 +7,7 @@ Inbound topics are one per publisher (`<prefix>.raw.<unit>`), so a per-unit ACL 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from creditbus.kafka.admin import TopicSpec
 
@@ -46,6 +47,24 @@ def deadletter_replays_topic(prefix: str) -> str:
 
 def audit_topic(prefix: str) -> str:
     return f"{prefix}.audit"
+
+
+RECEIPTS_SEGMENT = "receipts"
+RECEIPTS_RETENTION_MS = 90 * 86_400_000
+"""Receipts are kept 90 days: units query them afterwards (`creditbus receipts`)."""
+
+
+def receipts_topic(prefix_or_settings: str | Any, unit: str) -> str:
+    """`<prefix>.receipts.<unit>`: the outcome of every message the unit published, which only
+    that unit (and the administrator) may read (docs/receipts.md)."""
+    prefix = getattr(prefix_or_settings, "topic_prefix", prefix_or_settings)
+    return f"{prefix}.{RECEIPTS_SEGMENT}.{unit}"
+
+
+def receipts_group_id(prefix: str, unit: str | None = None) -> str:
+    """The consumer group id a receipts reader names (it commits nothing and joins no group,
+    but librdkafka needs one): a unit's own, or the office's for every unit."""
+    return f"{prefix}-receipts-{unit or 'office'}"
 
 
 def worker_app_id(prefix: str) -> str:
@@ -94,9 +113,12 @@ def bus_topics(
     prefix: str, units: Iterable[str], partitions: int, replication: int
 ) -> list[TopicSpec]:
     """Every topic the bus needs, except the Faust changelogs that the worker creates itself."""
+    units = list(units)
     names = [raw_topic(prefix, unit) for unit in units]
     names += [by_person_topic(prefix), updates_topic(prefix)]
     specs = [TopicSpec(name, partitions, replication) for name in names]
+    specs += [TopicSpec(receipts_topic(prefix, unit), partitions, replication,
+                        {"retention.ms": str(RECEIPTS_RETENTION_MS)}) for unit in units]
     specs += [
         TopicSpec(deadletter_topic(prefix), 1, replication),
         TopicSpec(sink_deadletter_topic(prefix), 1, replication),

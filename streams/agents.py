@@ -3,6 +3,7 @@
 edge:     <prefix>.raw.<unit>        -> decode, validate, enrich  -> <prefix>.internal.by-person
           (streams/edge.py, a confluent-kafka stage)               \\-> <prefix>.deadletter
 archive:  <prefix>.internal.by-person -> dedup, apply, chain       -> <prefix>.archive.updates
+                                                                   \\-> <prefix>.receipts.<unit>
 timer:    scans the local archives    -> maintenance ticks          -> <prefix>.internal.by-person
 
 The by-person topic is partitioned by person key, so any number of workers share the load and
@@ -14,7 +15,9 @@ state load per person), sends the updates and dead letters, waits until the brok
 (`Output.flush`), and only then stores the changed states. So a state that remembers a message
 means that message's updates are out: after a crash, a message processed again is either
 applied again to the older state (the same updates, byte for byte, which the sink skips) or
-recognised as a replay with nothing to send. No replay buffer is needed.
+recognised as a replay with nothing to send. No replay buffer is needed. Every event's
+receipt (accepted, duplicate, rejected) goes out in the same flush as its updates; a replay
+sends none, because its receipt went out with the updates before (docs/receipts.md).
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import china_date
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers
+from creditbus.receipts import build as receipts
 from creditbus.settings import Settings
-from creditbus.topics import by_person_topic, deadletter_topic, updates_topic
+from creditbus.topics import by_person_topic, deadletter_topic, receipts_topic, updates_topic
 
 log = logging.getLogger("creditbus.worker")
 
@@ -77,6 +81,8 @@ class Topology:
         self.by_person_name = by_person_topic(prefix)
         self.updates_name = updates_topic(prefix)
         self.deadletters_name = deadletter_topic(prefix)
+        self.prefix = prefix
+        self.receipt_topics: dict[str, str] = {}
         self.by_person = app.topic(self.by_person_name, partitions=settings.partitions,
                                    key_serializer="raw", value_serializer="raw")
         self.table = ArchiveTable(app, settings.partitions)
@@ -127,11 +133,19 @@ class Topology:
             counts["REPLAYS", ()] += 1
         elif out.result in (person.DUPLICATE_EXACT, person.DUPLICATE_CONTENT):
             counts["DUPLICATES", (out.result,)] += 1
+            if isinstance(item, EnrichedEvent):
+                self._receipt(item, receipts.duplicate(
+                    item, exact=out.result == person.DUPLICATE_EXACT))
         elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
             reason = out.dead_letter_reason or "REJECTED"
             self._dead_letter(reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
                               item.source_topic, item.source_partition, item.source_offset,
                               item.to_bytes(), item.person_key.encode(), item.unit)
+            self._receipt(item, receipts.rejected_event(item, reason, "record_id",
+                                                        item.record_id))
+        elif out.result == person.APPLIED and isinstance(item, EnrichedEvent) \
+                and out.version is not None:
+            self._receipt(item, receipts.accepted(item, out.version))
         if out.state is None:
             return
         entry.state, entry.changed = out.state, True
@@ -142,6 +156,14 @@ class Topology:
             counts["ARCHIVE_UPDATES", (update.kind,)] += 1
         if out.updates and isinstance(item, EnrichedEvent):
             metrics.PUBLISH_TO_UPDATE.observe(max(0.0, now - item.published_at / 1000))
+
+    def _receipt(self, event: EnrichedEvent, built: receipts.Built) -> None:
+        """Queue an event's receipt; it goes out with the batch's updates, in one flush."""
+        topic = self.receipt_topics.get(event.unit)
+        if topic is None:
+            topic = self.receipt_topics[event.unit] = receipts_topic(self.prefix, event.unit)
+        key, value = built
+        self.output.send(topic, value, key=key)
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -168,7 +190,8 @@ class Topology:
     def _dead_letter(self, reason: str, message: str, topic: str, partition: int, offset: int,
                      value: bytes, key: bytes | None, unit: str | None) -> None:
         metrics.DEAD_LETTERS.labels("archive", reason).inc()
-        log.info("dead letter: %s at %s[%d]@%d", reason, topic, partition, offset)
+        log.info("dead letter: stage=archive reason=%s source=%s[%d]@%d", reason, topic,
+                 partition, offset)
         headers = dead_letter_headers(stage="archive", reason=reason, message=message,
                                       topic=topic, partition=partition, offset=offset, unit=unit)
         self.output.send(self.deadletters_name, value, key=key, headers=headers)

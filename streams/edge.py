@@ -5,8 +5,9 @@ Faust agent, and why not a thread), with a confluent-kafka consumer in the group
 `<prefix>-archive-edge` and a producer of its own. A batch at a time: consume up to
 `batch_size` records, run `Ingestor.process` on each, send the valid events as packs to the
 partition of their person and the rejected ones to the dead-letter topic (masked bytes, headers
-with the reason and the source position), flush the producer, then store the batch's offsets
-for the next commit (once a second).
+with the reason and the source position) with a receipt to their unit's receipts topic, flush
+the producer, then store the batch's offsets for the next commit (once a second). The receipts
+of valid events come from the archive agent, which decides their outcome (docs/receipts.md).
 A crash anywhere before the commit makes the batch be read again; the archive agent recognises
 the repeated events by their inbound position, so the effect is once (at-least-once delivery,
 idempotent effects). Its metrics are counted per batch and handed to `report`, which the worker
@@ -30,6 +31,9 @@ from creditbus.archive.event import EnrichedEvent, pack_internal
 from creditbus.contract.wire import WireError
 from creditbus.deadletter import dead_letter_headers, mask_ids_in_bytes
 from creditbus.ingest import Ingestor, Rejection
+from creditbus.receipts import build as receipts
+from creditbus.receipts.model import row_of_headers
+from creditbus.topics import receipts_topic
 
 log = logging.getLogger("creditbus.worker")
 
@@ -55,6 +59,7 @@ class EdgeStage:
         self.inbound = inbound
         self.by_person = by_person
         self.deadletters = deadletters
+        self.receipt_topics: dict[str, str] = {}
         self.stop = stop
         self.batch_size = batch_size
         self.batch_s = batch_s
@@ -117,7 +122,8 @@ class EdgeStage:
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             offsets[(topic, partition)] = offset + 1
-            result = self.ingestor.process(msg.value(), topic, partition, offset)
+            result = self.ingestor.process(msg.value(), topic, partition, offset,
+                                           msg.timestamp()[1], row_of_headers(msg.headers()))
             counts["EVENTS_IN", (result.unit or "unknown", topic)] += 1
             if isinstance(result, Rejection):
                 self._dead_letter(msg, result, counts)
@@ -138,12 +144,28 @@ class EdgeStage:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         counts["EVENTS_INVALID", (rejection.unit or "unknown", rejection.code)] += 1
         counts["DEAD_LETTERS", ("ingest", rejection.code)] += 1
-        log.info("dead letter: %s at %s[%d]@%d", rejection.code, topic, partition, offset)
+        log.info("dead letter: stage=ingest reason=%s source=%s[%d]@%d", rejection.code, topic,
+                 partition, offset)
         headers = dead_letter_headers(stage="ingest", reason=rejection.code,
                                       message=rejection.message, topic=topic,
                                       partition=partition, offset=offset, unit=rejection.unit)
         self.output.send(self.deadletters, mask_ids_in_bytes(msg.value() or b""),
                          key=msg.key(), headers=headers)
+        if rejection.unit is not None:
+            self._receipt(msg, rejection.unit, rejection)
+
+    def _receipt(self, msg: Message, unit: str, rejection: Rejection) -> None:
+        """The rejection's receipt, in the same flush as the dead letter (deterministic: a
+        batch read again after a crash sends the same bytes under the same key)."""
+        topic = self.receipt_topics.get(unit)
+        if topic is None:
+            topic = self.receipt_topics[unit] = receipts_topic(self.ingestor.prefix, unit)
+        key, value = receipts.rejected_message(
+            unit=unit, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
+            timestamp=msg.timestamp()[1], row=row_of_headers(msg.headers()),
+            reason=rejection.code, event_id=rejection.event_id,
+            record_id=rejection.record_id, field=rejection.field, value=rejection.value)
+        self.output.send(topic, value, key=key)
 
     def _rewind(self, messages: list[Message]) -> None:
         """Seek every partition of the batch back to its first record in it."""

@@ -41,6 +41,10 @@ class EnrichedEvent:
     source_topic: str
     source_partition: int
     source_offset: int
+    source_timestamp: int = 0
+    """The inbound record's Kafka timestamp (ms): a receipt's `decided_at`, the same on a replay."""
+    source_row: int | None = None
+    """The import row the publisher named in a header (docs/receipts.md), else None."""
 
     def to_bytes(self) -> bytes:
         body = {name: getattr(self, name) for name in _EVENT_FIELDS}

@@ -3,9 +3,12 @@
 Principals (SASL/SCRAM-SHA-512 users):
 
 - `unit-<code>`, one per unit and association: write (and describe) its own inbound topic
-  `<prefix>.raw.<code>` (a LITERAL pattern: `credit.raw.tax` must not cover `credit.raw.taxi`);
+  `<prefix>.raw.<code>` (a LITERAL pattern: `credit.raw.tax` must not cover `credit.raw.taxi`),
+  read its own receipts topic `<prefix>.receipts.<code>` with its own group id
+  `<prefix>-receipts-<code>` (readers assign partitions and commit nothing);
 - `worker`: read every raw topic (PREFIXED `<prefix>.raw.`), read and write the by-person topic,
-  write the updates and dead-letter topics, its two consumer groups (the Faust app's and the
+  write the updates and dead-letter topics and every unit's receipts topic (PREFIXED
+  `<prefix>.receipts.`), its two consumer groups (the Faust app's and the
   edge stage's, `<prefix>-archive-edge`) and its Faust-managed topics (changelogs, repartition
   and leader topics start with `<worker app id>-`, which it may create);
 - `sink`: read the updates topic in the sink's default consumer groups (`<prefix>-platform-sink`,
@@ -50,6 +53,8 @@ from creditbus.topics import (
     deadletter_topic,
     edge_group_id,
     raw_topic,
+    receipts_group_id,
+    receipts_topic,
     sink_deadletter_topic,
     updates_topic,
     worker_app_id,
@@ -133,7 +138,10 @@ def plan_principals(prefix: str, units: Iterable[str]) -> list[PrincipalPlan]:
     """The principals of a bus with topic prefix `prefix` and these unit codes."""
     plans = [
         PrincipalPlan(unit_principal(unit), "unit", (
-            *_topic(raw_topic(prefix, unit), "WRITE", "DESCRIBE"), _IDEMPOTENT,
+            *_topic(raw_topic(prefix, unit), "WRITE", "DESCRIBE"),
+            *_topic(receipts_topic(prefix, unit), "READ", "DESCRIBE"),
+            Grant("GROUP", receipts_group_id(prefix, unit), "LITERAL", "READ"),
+            _IDEMPOTENT,
         ))
         for unit in sorted(set(units))
     ]
@@ -143,6 +151,7 @@ def plan_principals(prefix: str, units: Iterable[str]) -> list[PrincipalPlan]:
         *_topic(by_person_topic(prefix), "READ", "WRITE", "DESCRIBE"),
         *_topic(updates_topic(prefix), "WRITE", "DESCRIBE"),
         *_topic(deadletter_topic(prefix), "WRITE", "DESCRIBE"),
+        *_topic(receipts_topic(prefix, ""), "WRITE", "DESCRIBE", pattern="PREFIXED"),
         *_topic(f"{app_id}-", "CREATE", "READ", "WRITE", "DESCRIBE", pattern="PREFIXED"),
         Grant("GROUP", app_id, "LITERAL", "READ"),
         Grant("GROUP", edge_group_id(prefix), "LITERAL", "READ"),

@@ -186,6 +186,9 @@ def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
     assert set(plans["unit-justice"].grants) == {
         Grant("TOPIC", "credit.raw.justice", "LITERAL", "WRITE"),
         Grant("TOPIC", "credit.raw.justice", "LITERAL", "DESCRIBE"),
+        Grant("TOPIC", "credit.receipts.justice", "LITERAL", "READ"),
+        Grant("TOPIC", "credit.receipts.justice", "LITERAL", "DESCRIBE"),
+        Grant("GROUP", "credit-receipts-justice", "LITERAL", "READ"),
         Grant("CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE"),
     }
     worker = set(plans["worker"].grants)
@@ -194,6 +197,13 @@ def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
     assert Grant("GROUP", worker_app_id("credit"), "LITERAL", "READ") in worker
     assert Grant("GROUP", edge_group_id("credit"), "LITERAL", "READ") in worker
     assert not any(g.operation == "WRITE" and ".raw." in g.name for g in worker)
+    assert Grant("TOPIC", "credit.receipts.", "PREFIXED", "WRITE") in worker
+    # a unit reads only its own receipts; the sink and the query service none
+    assert not any(".receipts." in g.name for p in plans.values() if p.name != "worker"
+                   and p.name != "unit-justice" and p.role != "unit" for g in p.grants)
+    for unit in units:
+        assert {g.name for g in plans[f"unit-{unit}"].grants if ".receipts." in g.name} == {
+            f"credit.receipts.{unit}"}
     sink = set(plans["sink"].grants)
     assert Grant("TOPIC", "credit.archive.updates", "LITERAL", "READ") in sink
     assert Grant("GROUP", "credit-platform-sink", "LITERAL", "READ") in sink
