@@ -1,17 +1,33 @@
-"""All settings of the bus, read from environment variables with documented defaults.
+"""All settings of the bus: one typed model, read from `CREDITBUS_*` environment variables.
 
-Every process (publisher, stream worker, sink, query service) reads the same variables, so one
-`.env` or one docker-compose `environment:` block configures a whole deployment. The table in
-`docs/settings.md` lists them; `tests/unit/test_settings.py` keeps that table and this module in
-step.
+Every process (publisher, stream worker, sink, services) reads the same variables, so one `.env`
+or one docker-compose `environment:` block configures a whole deployment. Each field of
+`Settings` declares its variable (`CREDITBUS_` + the field name in capitals), its default and its
+meaning once; `docs/settings.md` is generated from the model (`creditbus settings --markdown`)
+and `tests/unit/test_settings.py` checks the committed page against it.
+
+To add a setting: one field with `Field(default, description=...)`; a default computed from
+other settings is a `default_factory` taking the already-read values, with `_shown(...)` saying
+how the documentation prints it. Regenerate the page.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as _SourceError
 
 from creditbus.security.secretfile import SecretFileError, read_secret_file
 
@@ -19,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_VERSION = "3.9.1"
 """The Apache Kafka version the whole suite passes on (see README, 'Kafka version')."""
 
+ENV_PREFIX = "CREDITBUS_"
 INSECURE_DEV_SECRET = "creditbus-dev-only-secret-change-me"
 ENVIRONMENTS = ("development", "production")
 LOOPBACK = "127.0.0.1"
@@ -29,6 +46,39 @@ class SettingsError(ValueError):
     its file given); the message names the variable and what to do."""
 
 
+class Secret:
+    """Field marker: never shown (repr, `describe`), and may be read from the owner-only file
+    named by `<VARIABLE>_FILE` instead of the variable itself."""
+
+
+class CommaList:
+    """Field marker: the variable holds a comma-separated list (not JSON)."""
+
+
+def _expand(path: Path | None) -> Path | None:
+    return path.expanduser() if path is not None else None
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+UserPath = Annotated[Path, AfterValidator(_expand)]
+OptionalPath = Annotated[Path | None, AfterValidator(_expand)]
+Stripped = Annotated[str, AfterValidator(str.strip)]
+
+
+def _shown(text: str) -> dict[str, Any]:
+    """How docs/settings.md prints a default that is computed or machine-specific."""
+    return {"shown": text}
+
+
+def _home(values: dict[str, Any]) -> Path:
+    return values.get("home") or _home_default()
+
+
 def _home_default() -> Path:
     return Path(os.path.expanduser("~")) / ".local" / "state" / "creditbus"
 
@@ -37,203 +87,152 @@ def _cache_default() -> Path:
     return Path(os.path.expanduser("~")) / ".cache" / "creditbus"
 
 
-@dataclass(frozen=True)
-class Setting:
-    """Documentation of one environment variable."""
+class _Environment(EnvSettingsSource):
+    """The process environment, read as the bus always has: a blank variable means the default,
+    a `Secret` field may come from `<VARIABLE>_FILE`, a `CommaList` field is not JSON."""
 
-    env: str
-    default: str
-    doc: str
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, complex_ = super().get_field_value(field, field_name)
+        if isinstance(value, str) and not value.strip():
+            value = None
+        if _marked(field, Secret):
+            env = env_name(field_name)
+            path = os.environ.get(f"{env}_FILE", "").strip()
+            if path:
+                if value is not None:
+                    raise SettingsError(f"both {env} and {env}_FILE are set: keep only the file")
+                try:
+                    value = read_secret_file(Path(path).expanduser())
+                except SecretFileError as exc:
+                    raise SettingsError(f"{env}_FILE: {exc}") from None
+        return value, key, complex_
 
-
-SETTINGS_DOC: tuple[Setting, ...] = (
-    Setting("CREDITBUS_HOME", "~/.local/state/creditbus", "Local state: broker data, demo DB."),
-    Setting("CREDITBUS_CACHE", "~/.cache/creditbus", "Cache of the Kafka jars from Maven."),
-    Setting("CREDITBUS_BOOTSTRAP", "(the local broker)", "Kafka bootstrap servers."),
-    Setting("CREDITBUS_KAFKA_VERSION", KAFKA_VERSION, "Kafka version of the local broker."),
-    Setting("CREDITBUS_KAFKA_HEAP", "512m", "JVM heap of the local broker."),
-    Setting("CREDITBUS_TOPIC_PREFIX", "credit", "Prefix of every topic name."),
-    Setting("CREDITBUS_PARTITIONS", "4", "Partitions of the topics the bus creates."),
-    Setting("CREDITBUS_REPLICATION", "1", "Replication factor of the topics the bus creates."),
-    Setting("CREDITBUS_SCHEMA_DIR", "<repo>/schemas/avro", "Directory of the .avsc contracts."),
-    Setting("CREDITBUS_SCHEMA_REGISTRY_URL", "", "Confluent Schema Registry URL (optional)."),
-    Setting("CREDITBUS_CATALOG_DIR", "", "Extra catalog TOML files (units, groups, ...)."),
-    Setting("CREDITBUS_PERSON_KEY_SECRET", "(dev secret)", "HMAC key of the person key."),
-    Setting("CREDITBUS_DATABASE_URL", "sqlite:///$CREDITBUS_HOME/platform.db", "Platform DB."),
-    Setting("CREDITBUS_STATE_DIR", "$CREDITBUS_HOME/worker", "Faust table state (RocksDB)."),
-    Setting("CREDITBUS_STORE", "rocksdb://", "Faust table store URL."),
-    Setting("CREDITBUS_DEDUP_HORIZON_DAYS", "30", "How long event ids are remembered."),
-    Setting("CREDITBUS_MAINTENANCE_INTERVAL_S", "3600", "How often workers look for expiries."),
-    Setting("CREDITBUS_WORKER_METRICS_PORT", "9101", "Prometheus port of a stream worker."),
-    Setting("CREDITBUS_SINK_METRICS_PORT", "9102", "Prometheus port of the sink."),
-    Setting("CREDITBUS_QUERY_PORT", "8080", "HTTP port of the query service."),
-    Setting("CREDITBUS_QUERY_TOKENS", "$CREDITBUS_HOME/query-tokens.toml",
-            "Query service tokens (SHA-256 hashes)."),
-    Setting("CREDITBUS_WORKER_WEB_PORT", "0", "Faust web port of a worker (0: no web server)."),
-    Setting("CREDITBUS_SINK_BATCH_SIZE", "500", "Most updates per sink transaction."),
-    Setting("CREDITBUS_SINK_BATCH_MS", "50", "Longest wait before a sink batch is written."),
-    Setting("CREDITBUS_LOG_LEVEL", "INFO", "Log level of every process."),
-    Setting("CREDITBUS_KAFKA_USERNAME", "", "SASL/SCRAM-SHA-512 user (empty: no SASL)."),
-    Setting("CREDITBUS_KAFKA_PASSWORD", "", "Its password (made by `creditbus acl apply`)."),
-    Setting("CREDITBUS_KAFKA_SECURE", "false", "`creditbus kafka up` with SASL/SCRAM and ACLs."),
-    Setting("CREDITBUS_FIELD_PUBLIC_KEY", "", "Publishers: bus public key (PEM), seals ID + name."),
-    Setting("CREDITBUS_FIELD_PRIVATE_KEYS", "", "Workers: private keys (PEM), comma-separated."),
-    Setting("CREDITBUS_ENV", "development",
-            "`production`: processes refuse development defaults (docs/security.md)."),
-    Setting("CREDITBUS_PERSON_KEY_SECRET_FILE", "",
-            "File (mode 0600/0400) holding the person-key secret, instead of the variable."),
-    Setting("CREDITBUS_KAFKA_PASSWORD_FILE", "",
-            "File (mode 0600/0400) holding the Kafka password, instead of the variable."),
-    Setting("CREDITBUS_QUERY_HOST", LOOPBACK, "Address the query service listens on."),
-    Setting("CREDITBUS_METRICS_HOST", LOOPBACK, "Address the worker and sink metrics listen on."),
-    Setting("CREDITBUS_QUERY_TLS_CERT", "", "Query service: certificate chain (PEM) for HTTPS."),
-    Setting("CREDITBUS_QUERY_TLS_KEY", "", "Query service: its private key (PEM, mode 0600)."),
-    Setting("CREDITBUS_METRICS_TLS_CERT", "", "Metrics: certificate chain (PEM) for HTTPS."),
-    Setting("CREDITBUS_METRICS_TLS_KEY", "", "Metrics: its private key (PEM, mode 0600)."),
-    Setting("CREDITBUS_DB_SINK_ROLE", "creditbus_sink",
-            "PostgreSQL role of the sink (`creditbus db migrate`)."),
-    Setting("CREDITBUS_DB_READER_ROLE", "creditbus_reader",
-            "PostgreSQL role of query, report, verify."),
-    Setting("CREDITBUS_DB_SINK_PASSWORD", "", "Password `db migrate` gives the sink role."),
-    Setting("CREDITBUS_DB_SINK_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
-    Setting("CREDITBUS_DB_READER_PASSWORD", "", "Password `db migrate` gives the reader role."),
-    Setting("CREDITBUS_DB_READER_PASSWORD_FILE", "", "The same, from a file (mode 0600/0400)."),
-    Setting("CREDITBUS_KAFKA_CA_FILE", "(the local secure broker's CA)",
-            "CA certificate (PEM) clients verify the brokers with; TLS when set."),
-)
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
+                            value_is_complex: bool) -> Any:
+        if _marked(field, CommaList):
+            return value
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "")
-    return value if value.strip() else default
+def _marked(field: FieldInfo, marker: type) -> bool:
+    return any(isinstance(m, marker) or m is marker for m in field.metadata)
 
 
-def _secret(name: str, default: str) -> str:
-    """`name`, or the content of the file named by `name`_FILE (owner-only permissions)."""
-    path = os.environ.get(f"{name}_FILE", "").strip()
-    if not path:
-        return _env(name, default)
-    if os.environ.get(name, "").strip():
-        raise SettingsError(f"both {name} and {name}_FILE are set: keep only the file")
-    try:
-        return read_secret_file(Path(path).expanduser())
-    except SecretFileError as exc:
-        raise SettingsError(f"{name}_FILE: {exc}") from None
-
-
-def _optional_path(name: str) -> Path | None:
-    value = _env(name, "").strip()
-    return Path(value).expanduser() if value else None
-
-
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """A snapshot of the environment; build one with `Settings.from_env()`."""
 
-    home: Path
-    cache: Path
-    bootstrap: str
-    kafka_version: str
-    kafka_heap: str
-    topic_prefix: str
-    partitions: int
-    replication: int
-    schema_dir: Path
-    schema_registry_url: str
-    catalog_dir: Path | None
-    person_key_secret: bytes
-    database_url: str
-    state_dir: Path
-    store: str
-    dedup_horizon_days: int
-    maintenance_interval_s: float
-    worker_metrics_port: int
-    sink_metrics_port: int
-    query_port: int
-    query_tokens: Path
-    worker_web_port: int
-    sink_batch_size: int
-    sink_batch_ms: int
-    log_level: str
-    kafka_username: str = ""
-    kafka_password: str = field(default="", repr=False)
-    kafka_secure: bool = False
-    field_public_key: Path | None = None
-    field_private_keys: tuple[Path, ...] = ()
-    env: str = "development"
-    query_host: str = LOOPBACK
-    metrics_host: str = LOOPBACK
-    query_tls_cert: Path | None = None
-    query_tls_key: Path | None = None
-    metrics_tls_cert: Path | None = None
-    metrics_tls_key: Path | None = None
-    db_sink_role: str = "creditbus_sink"
-    db_reader_role: str = "creditbus_reader"
-    db_sink_password: str = field(default="", repr=False)
-    db_reader_password: str = field(default="", repr=False)
-    kafka_ca_file: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    home: UserPath = Field(default_factory=_home_default,
+                           description="Local state: broker data, demo DB.",
+                           json_schema_extra=_shown("~/.local/state/creditbus"))
+    cache: UserPath = Field(default_factory=_cache_default,
+                            description="Cache of the Kafka jars from Maven.",
+                            json_schema_extra=_shown("~/.cache/creditbus"))
+    bootstrap: str = Field(default_factory=lambda v: local_bootstrap(_home(v)),
+                           description="Kafka bootstrap servers.",
+                           json_schema_extra=_shown("(the local broker)"))
+    kafka_version: str = Field(KAFKA_VERSION, description="Kafka version of the local broker.")
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker.")
+    topic_prefix: Stripped = Field("credit", description="Prefix of every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of the topics the bus creates.")
+    replication: int = Field(1, ge=1,
+                             description="Replication factor of the topics the bus creates.")
+    schema_dir: UserPath = Field(REPO_ROOT / "schemas" / "avro",
+                                 description="Directory of the .avsc contracts.",
+                                 json_schema_extra=_shown("<repo>/schemas/avro"))
+    schema_registry_url: str = Field("",
+                                     description="Confluent Schema Registry URL (optional).")
+    catalog_dir: OptionalPath = Field(None,
+                                      description="Extra catalog TOML files (units, groups, ...).")
+    person_key_secret: Annotated[bytes, Secret] = Field(
+        INSECURE_DEV_SECRET.encode(), repr=False, description="HMAC key of the person key.",
+        json_schema_extra=_shown("(dev secret)"))
+    database_url: str = Field(default_factory=lambda v: f"sqlite:///{_home(v) / 'platform.db'}",
+                              description="Platform DB.",
+                              json_schema_extra=_shown("sqlite:///$CREDITBUS_HOME/platform.db"))
+    state_dir: UserPath = Field(default_factory=lambda v: _home(v) / "worker",
+                                description="Faust table state (RocksDB).",
+                                json_schema_extra=_shown("$CREDITBUS_HOME/worker"))
+    store: str = Field("rocksdb://", description="Faust table store URL.")
+    dedup_horizon_days: int = Field(30, ge=1, description="How long event ids are remembered.")
+    maintenance_interval_s: float = Field(3600, gt=0,
+                                          description="How often workers look for expiries.")
+    worker_metrics_port: int = Field(9101, ge=0, le=65535,
+                                     description="Prometheus port of a stream worker.")
+    sink_metrics_port: int = Field(9102, ge=0, le=65535,
+                                   description="Prometheus port of the sink.")
+    query_port: int = Field(8080, ge=0, le=65535, description="HTTP port of the query service.")
+    query_tokens: UserPath = Field(default_factory=lambda v: _home(v) / "query-tokens.toml",
+                                   description="Query service tokens (SHA-256 hashes).",
+                                   json_schema_extra=_shown("$CREDITBUS_HOME/query-tokens.toml"))
+    worker_web_port: int = Field(0, ge=0, le=65535,
+                                 description="Faust web port of a worker (0: no web server).")
+    sink_batch_size: int = Field(500, ge=1, description="Most updates per sink transaction.")
+    sink_batch_ms: int = Field(50, ge=0, description="Longest wait before a sink batch is written.")
+    log_level: Annotated[str, AfterValidator(lambda v: v.strip().upper())] = Field(
+        "INFO", description="Log level of every process.")
+    kafka_username: Stripped = Field("",
+                                     description="SASL/SCRAM-SHA-512 user (empty: no SASL).")
+    kafka_password: Annotated[str, Secret] = Field(
+        "", repr=False, description="Its password (made by `creditbus acl apply`).")
+    kafka_secure: bool = Field(False,
+                               description="`creditbus kafka up` with SASL/SCRAM and ACLs.")
+    field_public_key: OptionalPath = Field(
+        None, description="Publishers: bus public key (PEM), seals ID + name.")
+    field_private_keys: Annotated[tuple[UserPath, ...], CommaList,
+                                  BeforeValidator(_comma_list)] = Field(
+        (), description="Workers: private keys (PEM), comma-separated.")
+    env: Annotated[Literal["development", "production"],
+                   BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)] = \
+        Field("development",
+              description="`production`: processes refuse development defaults "
+                          "(docs/security.md).")
+    query_host: Stripped = Field(LOOPBACK, description="Address the query service listens on.")
+    metrics_host: Stripped = Field(LOOPBACK,
+                                   description="Address the worker and sink metrics listen on.")
+    query_tls_cert: OptionalPath = Field(
+        None, description="Query service: certificate chain (PEM) for HTTPS.")
+    query_tls_key: OptionalPath = Field(
+        None, description="Query service: its private key (PEM, mode 0600).")
+    metrics_tls_cert: OptionalPath = Field(
+        None, description="Metrics: certificate chain (PEM) for HTTPS.")
+    metrics_tls_key: OptionalPath = Field(
+        None, description="Metrics: its private key (PEM, mode 0600).")
+    db_sink_role: Stripped = Field("creditbus_sink",
+                                   description="PostgreSQL role of the sink (`creditbus db "
+                                               "migrate`).")
+    db_reader_role: Stripped = Field("creditbus_reader",
+                                     description="PostgreSQL role of query, report, verify.")
+    db_sink_password: Annotated[str, Secret] = Field(
+        "", repr=False, description="Password `db migrate` gives the sink role.")
+    db_reader_password: Annotated[str, Secret] = Field(
+        "", repr=False, description="Password `db migrate` gives the reader role.")
+    kafka_ca_file: OptionalPath = Field(
+        default_factory=lambda v: local_ca_file(_home(v), v.get("bootstrap", "")),
+        description="CA certificate (PEM) clients verify the brokers with; TLS when set.",
+        json_schema_extra=_shown("(the local secure broker's CA)"))
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environment(settings_cls)
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(_env("CREDITBUS_HOME", str(_home_default()))).expanduser()
-        catalog_dir = _env("CREDITBUS_CATALOG_DIR", "")
-        public_key = _env("CREDITBUS_FIELD_PUBLIC_KEY", "").strip()
-        bootstrap = _env("CREDITBUS_BOOTSTRAP", "") or local_bootstrap(home)
-        env = _env("CREDITBUS_ENV", "development").strip().lower()
-        if env not in ENVIRONMENTS:
-            raise SettingsError(f"CREDITBUS_ENV is {env!r}: use one of {', '.join(ENVIRONMENTS)}")
-        return cls(
-            home=home,
-            cache=Path(_env("CREDITBUS_CACHE", str(_cache_default()))).expanduser(),
-            bootstrap=bootstrap,
-            kafka_version=_env("CREDITBUS_KAFKA_VERSION", KAFKA_VERSION),
-            kafka_heap=_env("CREDITBUS_KAFKA_HEAP", "512m"),
-            topic_prefix=_env("CREDITBUS_TOPIC_PREFIX", "credit"),
-            partitions=int(_env("CREDITBUS_PARTITIONS", "4")),
-            replication=int(_env("CREDITBUS_REPLICATION", "1")),
-            schema_dir=Path(_env("CREDITBUS_SCHEMA_DIR", str(REPO_ROOT / "schemas" / "avro"))),
-            schema_registry_url=_env("CREDITBUS_SCHEMA_REGISTRY_URL", ""),
-            catalog_dir=Path(catalog_dir) if catalog_dir else None,
-            person_key_secret=_secret("CREDITBUS_PERSON_KEY_SECRET",
-                                      INSECURE_DEV_SECRET).encode(),
-            database_url=_env("CREDITBUS_DATABASE_URL", f"sqlite:///{home / 'platform.db'}"),
-            state_dir=Path(_env("CREDITBUS_STATE_DIR", str(home / "worker"))),
-            store=_env("CREDITBUS_STORE", "rocksdb://"),
-            dedup_horizon_days=int(_env("CREDITBUS_DEDUP_HORIZON_DAYS", "30")),
-            maintenance_interval_s=float(_env("CREDITBUS_MAINTENANCE_INTERVAL_S", "3600")),
-            worker_metrics_port=int(_env("CREDITBUS_WORKER_METRICS_PORT", "9101")),
-            sink_metrics_port=int(_env("CREDITBUS_SINK_METRICS_PORT", "9102")),
-            query_port=int(_env("CREDITBUS_QUERY_PORT", "8080")),
-            query_tokens=Path(_env("CREDITBUS_QUERY_TOKENS",
-                                   str(home / "query-tokens.toml"))).expanduser(),
-            worker_web_port=int(_env("CREDITBUS_WORKER_WEB_PORT", "0")),
-            sink_batch_size=int(_env("CREDITBUS_SINK_BATCH_SIZE", "500")),
-            sink_batch_ms=int(_env("CREDITBUS_SINK_BATCH_MS", "50")),
-            log_level=_env("CREDITBUS_LOG_LEVEL", "INFO").upper(),
-            kafka_username=_env("CREDITBUS_KAFKA_USERNAME", "").strip(),
-            kafka_password=_secret("CREDITBUS_KAFKA_PASSWORD", ""),
-            kafka_secure=_env("CREDITBUS_KAFKA_SECURE", "false").strip().lower()
-            in {"1", "true", "yes", "on"},
-            field_public_key=Path(public_key).expanduser() if public_key else None,
-            field_private_keys=tuple(
-                Path(p.strip()).expanduser()
-                for p in _env("CREDITBUS_FIELD_PRIVATE_KEYS", "").split(",") if p.strip()
-            ),
-            env=env,
-            query_host=_env("CREDITBUS_QUERY_HOST", LOOPBACK).strip(),
-            metrics_host=_env("CREDITBUS_METRICS_HOST", LOOPBACK).strip(),
-            query_tls_cert=_optional_path("CREDITBUS_QUERY_TLS_CERT"),
-            query_tls_key=_optional_path("CREDITBUS_QUERY_TLS_KEY"),
-            metrics_tls_cert=_optional_path("CREDITBUS_METRICS_TLS_CERT"),
-            metrics_tls_key=_optional_path("CREDITBUS_METRICS_TLS_KEY"),
-            db_sink_role=_env("CREDITBUS_DB_SINK_ROLE", "creditbus_sink").strip(),
-            db_reader_role=_env("CREDITBUS_DB_READER_ROLE", "creditbus_reader").strip(),
-            db_sink_password=_secret("CREDITBUS_DB_SINK_PASSWORD", ""),
-            db_reader_password=_secret("CREDITBUS_DB_READER_PASSWORD", ""),
-            kafka_ca_file=(_optional_path("CREDITBUS_KAFKA_CA_FILE")
-                           or local_ca_file(home, bootstrap)),
-        )
+        """The settings of this process's environment; SettingsError naming the variable when
+        a value cannot be used."""
+        try:
+            return cls()
+        except _SourceError as exc:
+            if isinstance(exc.__cause__, SettingsError):
+                raise exc.__cause__ from None
+            raise SettingsError(str(exc)) from None
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -245,29 +244,75 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Settings as printable strings, secrets hidden."""
-        shown: dict[str, str] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            secret = f.name in SECRET_FIELDS
-            shown[f.name] = "***" if secret else str(value)
-        return shown
+        return {name: "***" if name in SECRET_FIELDS else str(getattr(self, name))
+                for name in type(self).model_fields}
 
 
-SECRET_FIELDS = frozenset({"person_key_secret", "kafka_password", "db_sink_password",
-                           "db_reader_password"})
+SECRET_FIELDS = frozenset(name for name, f in Settings.model_fields.items() if _marked(f, Secret))
 """Fields `Settings.describe` never shows."""
 
 
+def env_name(field_name: str) -> str:
+    """The environment variable of a `Settings` field."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per unusable variable: its name, what is wrong, the value (never a secret's)."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "default_factory_not_called":
+            continue  # a computed default skipped because another variable is unusable
+        field = str(error["loc"][0]) if error["loc"] else ""
+        shown = "" if field in SECRET_FIELDS else f" (got {error.get('input')!r})"
+        problems.append(f"{env_name(field)}: {error['msg']}{shown}")
+    return "; ".join(problems)
+
+
+@dataclass(frozen=True)
+class EnvVariable:
+    """One documented environment variable."""
+
+    env: str
+    default: str
+    doc: str
+
+
+def environment_variables() -> tuple[EnvVariable, ...]:
+    """Every variable the settings read, in the model's order (a secret's `_FILE` follows it)."""
+    rows: list[EnvVariable] = []
+    for name, field in Settings.model_fields.items():
+        rows.append(EnvVariable(env_name(name), _shown_default(field), field.description or ""))
+        if _marked(field, Secret):
+            rows.append(EnvVariable(f"{env_name(name)}_FILE", "",
+                                    "The same, from a file (mode 0600/0400)."))
+    return tuple(rows)
+
+
+def _shown_default(field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "shown" in extra:
+        return str(extra["shown"])
+    default = field.get_default(call_default_factory=False)
+    if default is None or default == ():
+        return ""
+    if isinstance(default, bool):
+        return str(default).lower()
+    return str(default)
+
+
 def settings_markdown() -> str:
-    """The table of docs/settings.md (a test keeps the two equal)."""
+    """The text of docs/settings.md (`creditbus settings --markdown`; a test keeps the two
+    equal)."""
     lines = [
         "# Settings", "",
-        "Every process reads these environment variables (module `creditbus/settings.py`).", "",
+        "Every process reads these environment variables. Generated from the model in "
+        "`creditbus/settings.py` by `creditbus settings --markdown`; do not edit by hand.",
+        "A blank variable means its default; an unusable value stops the command with one line "
+        "naming the variable.", "",
         "| variable | default | meaning |", "| --- | --- | --- |",
     ]
-    lines += [f"| `{s.env}` | `{s.default}` | {s.doc} |" for s in SETTINGS_DOC]
+    lines += [f"| `{v.env}` | `{v.default}` | {v.doc} |" for v in environment_variables()]
     return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from creditbus.settings import SettingsError
 
 COMMANDS = (
     "creditbus.cli.kafka_cmd",
+    "creditbus.cli.settings_cmd",
     "creditbus.cli.catalog_cmd",
     "creditbus.cli.topics_cmd",
     "creditbus.cli.publish_cmd",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from creditbus.settings import SETTINGS_DOC
+from creditbus.settings import environment_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -52,7 +52,7 @@ METRICS_PORT_SETTING = {
     "sink": "CREDITBUS_SINK_METRICS_PORT",
     "query": "CREDITBUS_QUERY_PORT",
 }
-SETTING_DEFAULTS = {s.env: s.default for s in SETTINGS_DOC}
+SETTING_DEFAULTS = {s.env: s.default for s in environment_variables()}
 CREDITBUS_VAR = re.compile(r"\bCREDITBUS_[A-Z0-9_]+\b")
 
 
@@ -337,7 +337,7 @@ def test_every_creditbus_variable_is_documented(services: dict[str, Any]) -> Non
     for name, service in services.items():
         for var in environment(service):
             if var.startswith("CREDITBUS_"):
-                assert var in documented, f"{name} sets {var}, which SETTINGS_DOC does not know"
+                assert var in documented, f"{name} sets {var}, which Settings does not know"
     # also variables interpolated from .env, and those the image sets
     for path in (COMPOSE_FILE, DOCKERFILE):
         unknown = set(CREDITBUS_VAR.findall(path.read_text(encoding="utf-8"))) - documented

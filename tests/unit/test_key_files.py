@@ -20,7 +20,7 @@ from creditbus.security.keys import (
     private_keys_from_settings,
     public_key_from_settings,
 )
-from creditbus.settings import SETTINGS_DOC, Settings
+from creditbus.settings import Settings, environment_variables
 
 ID_NUMBER = "360702198205140314"  # fictitious, valid check character
 AAD = event_aad("justice", "SFJ-CF-2024-0007", "ab" * 32)
@@ -28,7 +28,7 @@ AAD = event_aad("justice", "SFJ-CF-2024-0007", "ab" * 32)
 
 def _settings(monkeypatch: pytest.MonkeyPatch, home: Path, public: Path,
               private: list[Path]) -> Settings:
-    for s in SETTINGS_DOC:
+    for s in environment_variables():
         monkeypatch.delenv(s.env, raising=False)
     monkeypatch.setenv("CREDITBUS_HOME", str(home))
     monkeypatch.setenv("CREDITBUS_FIELD_PUBLIC_KEY", str(public))

@@ -15,13 +15,13 @@ from creditbus.services.query.listener import ListenerError, bind, tls_context
 
 from creditbus import metrics
 from creditbus.devtools.kafka.ports import free_port
-from creditbus.settings import SETTINGS_DOC, SettingsError
+from creditbus.settings import SettingsError, environment_variables
 from tests.tls_certs import CertAuthority, ServerCert, issue_server_cert, make_ca
 
 
 @pytest.fixture()
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for s in SETTINGS_DOC:
+    for s in environment_variables():
         monkeypatch.delenv(s.env, raising=False)
     monkeypatch.setenv("CREDITBUS_HOME", str(tmp_path))
     return monkeypatch

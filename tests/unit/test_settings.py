@@ -1,34 +1,38 @@
-"""The settings module and its documentation agree; defaults are sane."""
+"""The settings model, its generated documentation, defaults and clear errors."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import fields
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from creditbus.settings import SETTINGS_DOC, Settings, SettingsError, settings_markdown
+from creditbus.settings import (
+    Settings,
+    SettingsError,
+    environment_variables,
+    settings_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_variable_read_is_documented() -> None:
-    source = (ROOT / "creditbus" / "settings.py").read_text()
-    read = set(re.findall(r'_(?:env|optional_path)\("(CREDITBUS_[A-Z_]+)"', source))
-    for name in re.findall(r'_secret\("(CREDITBUS_[A-Z_]+)"', source):
-        read |= {name, f"{name}_FILE"}
-    documented = {s.env for s in SETTINGS_DOC}
-    assert read == documented
+def test_docs_settings_page_is_generated_from_the_model() -> None:
     assert (ROOT / "docs" / "settings.md").read_text() == settings_markdown(), (
         "docs/settings.md is stale: regenerate it with "
-        "python -c 'from creditbus.settings import settings_markdown as m; print(m(), end=\"\")'"
-        " > docs/settings.md"
+        ".venv/bin/creditbus settings --markdown > docs/settings.md"
     )
+    names = [v.env for v in environment_variables()]
+    assert len(names) == len(set(names)) == len(Settings.model_fields) + 4  # 4 secret files
+    assert all(v.doc for v in environment_variables())
+    printed = subprocess.run([sys.executable, "-m", "creditbus.cli.main", "settings",
+                              "--markdown"], capture_output=True, text=True, check=True)
+    assert printed.stdout == settings_markdown()
 
 
 def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for s in SETTINGS_DOC:
+    for s in environment_variables():
         monkeypatch.delenv(s.env, raising=False)
     monkeypatch.setenv("CREDITBUS_HOME", str(tmp_path))
     settings = Settings.from_env()
@@ -46,7 +50,7 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
-    for s in SETTINGS_DOC:
+    for s in environment_variables():
         monkeypatch.delenv(s.env, raising=False)
     monkeypatch.setenv("CREDITBUS_HOME", str(home))
 
@@ -136,22 +140,50 @@ def test_production_refuses_development_defaults(
     monkeypatch.setenv("CREDITBUS_KAFKA_USERNAME", "query")
     monkeypatch.setenv("CREDITBUS_KAFKA_PASSWORD", "pw")
     monkeypatch.setenv("CREDITBUS_KAFKA_CA_FILE", str(tmp_path / "kafka-ca.pem"))
-    # Kafka TLS (CREDITBUS_KAFKA_CA_FILE) lands with issue 17's parts 1-2; until then
-    # production refuses every Kafka client, rightly
-    tls_pending = [] if "kafka_ca_file" in {f.name for f in fields(Settings)} else [
-        "Kafka without TLS (CREDITBUS_KAFKA_CA_FILE is not set)"]
     everything = ["person_key", "kafka", "database"]
     monkeypatch.setenv("CREDITBUS_DATABASE_URL",
                        "postgresql://creditbus_reader@db.example.org/creditbus?sslmode=require")
     problems = production_problems(Settings.from_env(), everything)
-    assert len(problems) == 1 + len(tls_pending)
+    assert len(problems) == 1
     assert "sslmode=verify-full" in problems[-1]
     monkeypatch.setenv("CREDITBUS_DATABASE_URL",
                        "postgresql://creditbus_reader@db.example.org/creditbus"
                        "?sslmode=verify-full&sslrootcert=/run/secrets/pg-ca.pem")
-    assert production_problems(Settings.from_env(), everything) == tls_pending
+    assert production_problems(Settings.from_env(), everything) == []
     monkeypatch.setenv("CREDITBUS_DATABASE_URL", "postgresql://creditbus_reader@127.0.0.1/cb")
     assert production_problems(Settings.from_env(), ["database"]) == []  # loopback only
     secret.write_text("short")
     assert "shorter than 32 bytes" in production_problems(Settings.from_env(),
                                                           ["person_key"])[0]
+
+
+def test_an_unusable_value_is_one_error_naming_its_variable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from creditbus.cli import main as cli_main
+
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("CREDITBUS_PARTITIONS", "many")
+    monkeypatch.setenv("CREDITBUS_QUERY_PORT", "70000")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env()
+    message = str(caught.value)
+    assert message.startswith("CREDITBUS_PARTITIONS: ") and "'many'" in message
+    assert "CREDITBUS_QUERY_PORT: " in message and "65535" in message
+    assert "default factory" not in message  # the computed defaults are not blamed
+    assert cli_main.main(["settings"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: CREDITBUS_PARTITIONS")
+
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("CREDITBUS_KAFKA_SECURE", "perhaps")
+    with pytest.raises(SettingsError, match="CREDITBUS_KAFKA_SECURE"):
+        Settings.from_env()
+    monkeypatch.setenv("CREDITBUS_KAFKA_SECURE", "yes")
+    monkeypatch.setenv("CREDITBUS_FIELD_PRIVATE_KEYS", " a.pem, ~/b.pem,")
+    monkeypatch.setenv("CREDITBUS_TOPIC_PREFIX", "   ")  # blank: the default
+    monkeypatch.setenv("CREDITBUS_LOG_LEVEL", "debug")
+    settings = Settings.from_env()
+    assert settings.kafka_secure and settings.topic_prefix == "credit"
+    assert settings.field_private_keys == (Path("a.pem"), Path("~/b.pem").expanduser())
+    assert settings.log_level == "DEBUG" and settings.state_dir == tmp_path / "worker"

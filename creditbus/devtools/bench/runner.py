@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -315,8 +315,9 @@ def _client_env(env: dict[str, str], own: Settings) -> dict[str, str]:
 def secure_bench_settings(settings: Settings, state: BrokerState, home: Path) -> Settings:
     """The bench's own clients on a secure broker: its super user, its CA."""
     password = admin_secret_file(home).read_text().strip()
-    return replace(settings, bootstrap=state.bootstrap, kafka_username=ADMIN_USER,
-                   kafka_password=password, kafka_ca_file=Path(state.ca_file))
+    return settings.model_copy(update={
+        "bootstrap": state.bootstrap, "kafka_username": ADMIN_USER, "kafka_password": password,
+        "kafka_ca_file": Path(state.ca_file)})
 
 
 def bus_principals(admin_settings: Settings, prefix: str, units: list[str],
@@ -348,8 +349,8 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
     result: BenchResult | None = None
     bus: BusUnderTest | None = None
     own = (secure_bench_settings(settings, state, workdir / "home") if secure else
-           replace(settings, bootstrap=state.bootstrap, kafka_username="", kafka_password="",
-                   kafka_ca_file=None))
+           settings.model_copy(update={"bootstrap": state.bootstrap, "kafka_username": "",
+                                       "kafka_password": "", "kafka_ca_file": None}))
     client = confluent_config(own)
     try:
         units = [u.code for u in catalog.units]
