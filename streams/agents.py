@@ -44,6 +44,7 @@ from creditbus.archive.event import (
 )
 from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import china_date
+from creditbus.contract.reasons import ARCHIVE_REASONS
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers
 from creditbus.receipts import build as receipts
@@ -138,7 +139,8 @@ class Topology:
                     item, exact=out.result == person.DUPLICATE_EXACT))
         elif out.result == person.DEAD_LETTER and isinstance(item, EnrichedEvent):
             reason = out.dead_letter_reason or "REJECTED"
-            self._dead_letter(reason, f"record {item.record_id!r} of unit {item.unit} is unknown",
+            detail = ARCHIVE_REASONS.get(reason, "refused by the archive")
+            self._dead_letter(reason, f"{detail} (record {item.record_id!r} of unit {item.unit})",
                               item.source_topic, item.source_partition, item.source_offset,
                               item.to_bytes(), item.person_key.encode(), item.unit)
             self._receipt(item, receipts.rejected_event(item, reason, "record_id",

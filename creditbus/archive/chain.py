@@ -21,7 +21,17 @@ UNHASHED_FIELDS = frozenset({"hash", "previous_hash", "hashed_body"})
 
 
 def hashed_view(update: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in update.items() if k not in UNHASHED_FIELDS}
+    """The update as hashed: without the unhashed fields, and without fields added after
+    ArchiveUpdate version 2 while they are null (`change.record.repair`), so that an update
+    read with a newer schema, which fills them with their null default, hashes as written."""
+    view = {k: v for k, v in update.items() if k not in UNHASHED_FIELDS}
+    change = view.get("change")
+    if isinstance(change, Mapping):
+        record = change.get("record")
+        if isinstance(record, Mapping) and "repair" in record and record["repair"] is None:
+            view["change"] = dict(change, record={k: v for k, v in record.items()
+                                                  if k != "repair"})
+    return view
 
 
 def hashed_bytes(update: Mapping[str, Any]) -> bytes:

@@ -6,6 +6,10 @@ set) together with the updates it emits. Every change is deterministic given the
 message (logical time only), so a message processed again from the same state yields
 byte-identical updates.
 
+A REPAIR marks a record repaired (信用修复) when the rule of `creditbus.archive.repair` allows it,
+and is dead-lettered with its reason otherwise; the minimum periods it needs are catalog data,
+passed as `repair_minimums` (default: the catalog of `default_catalog()`).
+
 The dedup window (`state.seen`) tells an exact duplicate (the same event id from another
 inbound message) from a replay of the very same inbound message (same topic, partition,
 offset), which a restart of either stage after a crash makes.
@@ -16,17 +20,21 @@ its updates are already out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+from creditbus.archive import repair
 from creditbus.archive.event import EnrichedEvent, MaintenanceTick
 from creditbus.archive.state import PersonState, RecordState, Seen, seen_key, source_tag
 from creditbus.archive.timeutil import china_date, china_midnight_ms
 from creditbus.archive.update import Update, build_update
+from creditbus.contract import reasons
 
 UPSERT_RECORD = "UPSERT_RECORD"
 RETRACT_RECORD = "RETRACT_RECORD"
 DISCLOSURE_EXPIRED = "DISCLOSURE_EXPIRED"
+REPAIR_RECORD = "REPAIR_RECORD"
 
 APPLIED = "applied"
 DUPLICATE_EXACT = "exact"
@@ -35,7 +43,7 @@ REPLAY = "replay"
 DEAD_LETTER = "dead_letter"
 NOTHING = "nothing"
 
-RETRACT_UNKNOWN_RECORD = "RETRACT_UNKNOWN_RECORD"
+RETRACT_UNKNOWN_RECORD = reasons.RETRACT_UNKNOWN_RECORD
 
 
 @dataclass
@@ -65,8 +73,10 @@ def counts_by_category(state: PersonState) -> dict[str, int]:
     return counts
 
 
-def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: int) -> Outcome:
-    """Apply one enriched event (`state` None: the person's first)."""
+def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: int,
+                repair_minimums: Mapping[str, int] | None = None) -> Outcome:
+    """Apply one enriched event (`state` None: the person's first). `repair_minimums`:
+    severity code -> months before a repair may take effect (`Catalog.repair_minimums()`)."""
     if state is None:
         state = new_state(event)
     pruned = _prune_seen(state, event.published_at - horizon_ms)
@@ -90,8 +100,22 @@ def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: 
             current.record_version + 1, True, False, current.content_hash, current.group,
             current.category, current.severity, current.domain, current.occurred_at,
             event.published_at, current.disclosure_start, current.disclosure_end,
-            current.content_json)
+            current.content_json, current.repair)
         kind = RETRACT_RECORD
+    elif event.action == "REPAIR":
+        try:
+            decision = repair.decision_of(event.content_json)
+        except ValueError:  # validation lets no such event through; never crash on one
+            return Outcome(DEAD_LETTER, state if pruned else None,
+                           dead_letter_reason=reasons.CONTENT_MISMATCH)
+        if repair.is_same_decision(current, decision):
+            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+        refused = repair.refusal(current, decision, _minimums(repair_minimums))
+        if refused is not None or current is None:
+            return Outcome(DEAD_LETTER, state if pruned else None,
+                           dead_letter_reason=refused or reasons.REPAIR_UNKNOWN_RECORD)
+        record = repair.repaired(current, decision, event.event_id, event.published_at)
+        kind = REPAIR_RECORD
     else:
         if current is not None and not current.retracted \
                 and current.content_hash == event.content_hash:
@@ -133,7 +157,7 @@ def apply_tick(state: PersonState | None, tick: MaintenanceTick, *, partition: i
             current.record_version + 1, False, False, current.content_hash, current.group,
             current.category, current.severity, current.domain, current.occurred_at,
             current.published_at, current.disclosure_start, current.disclosure_end,
-            current.content_json)
+            current.content_json, current.repair)
         unit = key.partition("/")[0]
         updates.append(_append_change(state, DISCLOSURE_EXPIRED, key, record, None, unit,
                                       china_midnight_ms(date.fromisoformat(end))))
@@ -159,13 +183,25 @@ def _take_person_fields(state: PersonState, event: EnrichedEvent) -> None:
 
 
 def _record_from_event(event: EnrichedEvent, current: RecordState | None) -> RecordState:
+    """The record an UPSERT makes. A correction of a repaired record stays repaired and out of
+    the public view; a record published again after its retraction starts afresh."""
     as_of = china_date(event.published_at)
     start, end = event.disclosure_start, event.disclosure_end
-    public = bool(start and end and date.fromisoformat(start) <= as_of < date.fromisoformat(end))
+    kept = current.repair if current is not None and not current.retracted else None
+    public = kept is None and bool(
+        start and end and date.fromisoformat(start) <= as_of < date.fromisoformat(end))
     return RecordState(
         (current.record_version if current else 0) + 1, False, public, event.content_hash,
         event.group, event.category, event.severity, event.domain, event.occurred_at,
-        event.published_at, start, end, event.content_json)
+        event.published_at, start, end, event.content_json, kept)
+
+
+def _minimums(given: Mapping[str, int] | None) -> Mapping[str, int]:
+    if given is not None:
+        return given
+    from creditbus.catalog import default_catalog  # only a repair needs it
+
+    return default_catalog().repair_minimums()
 
 
 def _append_change(state: PersonState, kind: str, key: str, record: RecordState,

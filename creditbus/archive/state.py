@@ -42,12 +42,18 @@ class RecordState:
     disclosure_start: str | None  # ISO date
     disclosure_end: str | None  # ISO date, exclusive
     content_json: str  # "" once retracted: a tombstone needs only its version
+    repair: list[str] | None = None
+    """Once repaired (信用修复): [decision number, decision date (ISO), deciding unit, event id]
+    (creditbus.archive.repair); None otherwise."""
 
     def encode(self) -> list[Any]:
-        return [self.record_version, self.retracted, self.public, self.content_hash,
-                self.group, self.category, self.severity, self.domain, self.occurred_at,
-                self.published_at, self.disclosure_start, self.disclosure_end,
-                self.content_json]
+        fields = [self.record_version, self.retracted, self.public, self.content_hash,
+                  self.group, self.category, self.severity, self.domain, self.occurred_at,
+                  self.published_at, self.disclosure_start, self.disclosure_end,
+                  self.content_json]
+        if self.repair is not None:  # a record never repaired keeps the encoding it had
+            fields.append(self.repair)
+        return fields
 
 
 @dataclass(slots=True)

@@ -61,6 +61,10 @@ def build_update(state: PersonState, version: int, kind: str, key: str, record: 
         "record_version": record.record_version, "retracted": record.retracted,
         "severity": record.severity, "unit": record_unit,
     }
+    if record.repair is not None:  # left out when null: updates without one hash as before
+        number, day, authority, repair_event = record.repair
+        record_doc["repair"] = {"authority": authority, "decision_date": day,
+                                "decision_number": number, "event_id": repair_event}
     doc = {
         "birth_date": state.birth_date, "change": {"kind": kind, "record": record_doc},
         "division_code": state.division_code, "event_id": event_id,

@@ -114,6 +114,15 @@ class Severity(Entry):
     """The Avro enum symbol (CreditEvent.severity)."""
     disclosure_min_months: Annotated[int, Field(ge=0)]
     disclosure_max_months: Annotated[int, Field(ge=0)]
+    repair_min_months: Annotated[int, Field(ge=0)] | None = None
+    """Minimum disclosure period before a credit repair (信用修复) may take effect, in months
+    from the decision date; None: `disclosure_min_months`."""
+
+    @property
+    def repair_minimum(self) -> int:
+        """Months from the decision date before a repair of such a record may take effect."""
+        return self.disclosure_min_months if self.repair_min_months is None \
+            else self.repair_min_months
 
     @property
     def disclosed(self) -> bool:
@@ -179,6 +188,10 @@ class Catalog(BaseModel):
         if found is None:
             raise UnknownCodeError("severity", code_or_symbol)
         return found
+
+    def repair_minimums(self) -> dict[str, int]:
+        """Severity code -> months before a repair may take effect (the archive's rule)."""
+        return {s.code: s.repair_minimum for s in self.severities}
 
     def has(self, kind: str, code: str) -> bool:
         """Whether `code` exists; `kind` is unit, group, category, domain or severity."""

@@ -111,7 +111,17 @@ class Note(_Record):
     attributes: Annotated[dict[IdStr, TextStr], Field(max_length=ARRAY_MAX)]
 
 
-Content = Penalty | Assessment | CareerEntry | Reward | Complaint | Training | Qualification | Note
+class CreditRepair(_Record):
+    """The credit repair decision (信用修复决定) of a REPAIR event (v4)."""
+
+    decision_number: IdStr
+    decision_date: date
+    authority: ShortStr
+    authority_uscc: IdStr | None = None
+
+
+Content = (Penalty | Assessment | CareerEntry | Reward | Complaint | Training | Qualification
+           | Note | CreditRepair)
 
 
 class CreditEvent(_Record):
@@ -119,7 +129,7 @@ class CreditEvent(_Record):
     unit: IdStr
     published_at: AwareDatetime
     occurred_at: AwareDatetime
-    action: Literal["UPSERT", "RETRACT"]
+    action: Literal["UPSERT", "RETRACT", "REPAIR"]
     record_id: IdStr
     person: Person
     group: IdStr
@@ -133,7 +143,7 @@ class CreditEvent(_Record):
 CONTENT_MODELS: Final[dict[str, type[_Record]]] = {
     f"{NAMESPACE}.{model.__name__}": model
     for model in (Penalty, Assessment, CareerEntry, Reward, Complaint, Training, Qualification,
-                  Note)
+                  Note, CreditRepair)
 }
 """Content record full name -> model."""
 
@@ -148,6 +158,9 @@ CONTENT_KIND_RECORDS: Final[dict[str, str]] = {
     "note": f"{NAMESPACE}.Note",
 }
 """Catalog `content_kind` -> the content record full name it requires."""
+
+REPAIR_RECORD: Final = f"{NAMESPACE}.CreditRepair"
+"""The content a REPAIR event carries, whatever the category of the record it repairs."""
 
 # Text fields by kind, for the checks pydantic does not make (blank text, control characters).
 # kind: "name" (a person's name), "line" (one line), "text" (free text, may hold line breaks).
@@ -183,6 +196,7 @@ CONTENT_TEXT: Final[dict[str, TextSpec]] = {
         ("status", "line", True),
     ),
     f"{NAMESPACE}.Note": (("title", "line", True), ("detail", "text", True)),
+    REPAIR_RECORD: (("decision_number", "line", True), ("authority", "line", True)),
 }
 
 # Dates of the fact itself (not deadlines): not in the future, not before the person's birth.
@@ -195,6 +209,7 @@ FACT_DATES: Final[dict[str, tuple[str, ...]]] = {
     f"{NAMESPACE}.Training": ("completed_date",),
     f"{NAMESPACE}.Qualification": ("issued_date",),
     f"{NAMESPACE}.Note": ("event_date",),
+    REPAIR_RECORD: ("decision_date",),
 }
 # (earlier, later) pairs that must not be reversed.
 DATE_PAIRS: Final[dict[str, tuple[tuple[str, str], ...]]] = {

@@ -1,8 +1,11 @@
-"""Machine-readable reason codes of event validation (dead-letter headers, metrics, reports).
+"""Machine-readable reason codes of refused events (dead-letter headers, metrics, reports).
 
 `VALIDATION_REASONS` lists the codes `validate_event` raises itself; identifier problems carry
-the identity module's own codes (`IDENTITY_REASONS`). docs/contract.md, "Validation reason
-codes", documents every one of them (a unit test keeps the two in step).
+the identity module's own codes (`IDENTITY_REASONS`); `ARCHIVE_REASONS` are the refusals that
+depend on a person's archive (a retraction or repair of a record the archive does not hold as
+required), decided by the archive agent. docs/contract.md, "Validation reason codes", documents
+every one of them (a unit test keeps the two in step). `MESSAGES_ZH` says the archive's refusals
+in Chinese, for the units (receipts, dead-letter reports).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ BAD_TEXT: Final = "BAD_TEXT"
 FUTURE_DATE: Final = "FUTURE_DATE"
 DATE_ORDER: Final = "DATE_ORDER"
 OUT_OF_RANGE: Final = "OUT_OF_RANGE"
+REPAIR_NOT_APPLICABLE: Final = "REPAIR_NOT_APPLICABLE"
 
 VALIDATION_REASONS: Final[dict[str, str]] = {
     SCHEMA_MISMATCH: "A field is missing or has the wrong type (only for data that did not come "
@@ -58,7 +62,43 @@ VALIDATION_REASONS: Final[dict[str, str]] = {
     "disclosure ending before the decision, or a fact dated before the person's birth.",
     OUT_OF_RANGE: "A number is out of range: a negative or over-precise fine, non-positive or "
     "implausible training hours, an assessment year before 1949.",
+    REPAIR_NOT_APPLICABLE: "A REPAIR names a category that is not a dishonesty record (or, in the "
+    "archive, addresses a record without a severity): only dishonesty records are repaired.",
 }
+
+RETRACT_UNKNOWN_RECORD: Final = "RETRACT_UNKNOWN_RECORD"
+REPAIR_UNKNOWN_RECORD: Final = "REPAIR_UNKNOWN_RECORD"
+REPAIR_RECORD_RETRACTED: Final = "REPAIR_RECORD_RETRACTED"
+REPAIR_ALREADY_REPAIRED: Final = "REPAIR_ALREADY_REPAIRED"
+REPAIR_TOO_EARLY: Final = "REPAIR_TOO_EARLY"
+
+ARCHIVE_REASONS: Final[dict[str, str]] = {
+    RETRACT_UNKNOWN_RECORD: "A RETRACT addresses a record (unit + record_id) the person's archive "
+    "does not hold.",
+    REPAIR_UNKNOWN_RECORD: "A REPAIR addresses a record (unit + record_id) the person's archive "
+    "does not hold; only the unit that owns a record can repair it.",
+    REPAIR_RECORD_RETRACTED: "A REPAIR addresses a record its unit has retracted.",
+    REPAIR_ALREADY_REPAIRED: "A REPAIR addresses a record already repaired by another decision.",
+    REPAIR_TOO_EARLY: "The repair decision date lies before the end of the record's minimum "
+    "disclosure period (catalog severities, repair_min_months, from the decision date).",
+    REPAIR_NOT_APPLICABLE: VALIDATION_REASONS[REPAIR_NOT_APPLICABLE],
+}
+
+MESSAGES_ZH: Final[dict[str, str]] = {
+    RETRACT_UNKNOWN_RECORD: "要撤销的记录在本单位已报送的记录中不存在，请核对记录编号",
+    REPAIR_UNKNOWN_RECORD: "要修复的记录在本单位已报送的记录中不存在，请核对记录编号",
+    REPAIR_RECORD_RETRACTED: "要修复的记录已被撤销，无需修复",
+    REPAIR_ALREADY_REPAIRED: "该记录已按其他修复决定完成信用修复，不能重复修复",
+    REPAIR_TOO_EARLY: "修复决定日期早于该记录最短公示期届满之日（自处罚决定之日起算），暂不能修复",
+    REPAIR_NOT_APPLICABLE: "该记录不是失信记录，无需信用修复",
+}
+"""The archive's refusals in Chinese, as the units read them."""
+
+
+def message_zh(code: str) -> str | None:
+    """The Chinese message of an archive refusal (or REPAIR_NOT_APPLICABLE), None otherwise."""
+    return MESSAGES_ZH.get(code)
+
 
 IDENTITY_REASONS: Final[dict[str, str]] = {
     "ID_LEGACY_15": "A 15-digit legacy identity number; the 18-digit form is required.",
@@ -75,4 +115,5 @@ IDENTITY_REASONS: Final[dict[str, str]] = {
     "USCC_CHECKSUM": "The mod-31 check character does not match.",
 }
 
-ALL_REASONS: Final[dict[str, str]] = {**VALIDATION_REASONS, **IDENTITY_REASONS}
+ALL_REASONS: Final[dict[str, str]] = {**VALIDATION_REASONS, **IDENTITY_REASONS,
+                                      **ARCHIVE_REASONS}

@@ -41,10 +41,12 @@ from creditbus.contract.models import (
     EVENT_TEXT,
     FACT_DATES,
     PERSON_TEXT,
+    REPAIR_RECORD,
     CreditEvent,
     TextSpec,
 )
 from creditbus.contract.schemas import NAMESPACE
+from creditbus.errors import ContractError
 from creditbus.identity import IdentifierError, ResidentId, mask_id, parse_resident_id, redact
 from creditbus.identity.uscc import validate_uscc
 
@@ -77,7 +79,7 @@ _PER_STRING = 5
 _PER_EVENT = 64
 
 
-class EventRejected(ValueError):
+class EventRejected(ContractError, ValueError):
     """An event that breaks the contract. `code` is a reason code, `field` the dotted path of
     the offending field (``person.id_number``, ``content.decision_date``) or None for the event
     as a whole; `message` is English and never holds a clear identity number."""
@@ -189,7 +191,9 @@ def validate_event(
     _check_catalog(datum, rules, topic_unit)
     category_record, dishonesty = rules.categories[datum["category"]]
     severity = _check_severity(datum, rules, dishonesty)
-    if record_name is None:
+    if datum["action"] == "REPAIR":
+        _check_repair(datum, record_name, dishonesty)
+    elif record_name is None:
         if datum["action"] == "UPSERT":
             raise EventRejected(
                 R.CONTENT_MISMATCH, "an UPSERT needs content (only a RETRACT may omit it)",
@@ -398,6 +402,23 @@ def _check_catalog(datum: Mapping[str, Any], rules: _Rules, topic_unit: str | No
         raise EventRejected(R.UNKNOWN_DOMAIN, f"unknown domain {_code(domain)}", "domain")
 
 
+def _check_repair(datum: Mapping[str, Any], record_name: str | None, dishonesty: bool) -> None:
+    """A REPAIR addresses a dishonesty record and carries the repair decision."""
+    if not dishonesty:
+        raise EventRejected(
+            R.REPAIR_NOT_APPLICABLE,
+            f"category {datum['category']!r} is not a dishonesty record: there is nothing to "
+            "repair",
+            "category",
+        )
+    if record_name != REPAIR_RECORD:
+        shown = _short(record_name) if record_name else "no"
+        raise EventRejected(
+            R.CONTENT_MISMATCH, f"a REPAIR carries CreditRepair content, not {shown} content",
+            "content",
+        )
+
+
 def _check_severity(datum: Mapping[str, Any], rules: _Rules, dishonesty: bool) -> str | None:
     symbol = datum.get("severity")
     if symbol is None:
@@ -525,7 +546,7 @@ def _check_identity(datum: Mapping[str, Any], today: date) -> ResidentId:
                             "person.id_number") from None
     _check_uscc(person.get("organisation_uscc"), "person.organisation_uscc")
     content = datum.get("content")
-    if content is not None and content[0] == _PENALTY:
+    if content is not None and content[0] in (_PENALTY, REPAIR_RECORD):
         _check_uscc(content[1].get("authority_uscc"), "content.authority_uscc")
     return resident
 
@@ -603,6 +624,12 @@ def _check_dates(
             )
     if record_name == _PENALTY:
         _check_fine(body.get("fine_amount"))
+    elif record_name == REPAIR_RECORD:
+        if body["decision_date"] > _china_date(_ms(datum["published_at"])):
+            raise EventRejected(
+                R.DATE_ORDER, "content.decision_date of the repair is after published_at: a "
+                "repair is published once decided", "content.decision_date",
+            )
     elif record_name == _ASSESSMENT:
         year = body["year"]
         if year > latest_day.year:

@@ -76,6 +76,7 @@ PROBLEMS: Final[dict[str, str]] = {
     R.SEVERITY_REQUIRED: "失信记录必须填写严重程度",
     R.SEVERITY_NOT_APPLICABLE: "该信息类别不是失信记录，严重程度应留空",
     R.CONTENT_MISMATCH: "信息内容与信息类别不符",
+    R.REPAIR_NOT_APPLICABLE: "该信息类别不是失信记录，无需信用修复",
     R.EMPTY_FIELD: "必填，不能为空",
     R.FIELD_TOO_LONG: "超过长度上限",
     R.BAD_NAME: "姓名为空，或含有控制字符、不可见字符",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from creditbus.contract.reasons import message_zh
 from creditbus.publish.messages import PROBLEMS, field_label, shown
 
 ACCEPTED_TEXT: Final = "已接收，已记入信用档案（档案版本 {version}）"
@@ -51,7 +52,8 @@ def masked_value(field: str | None, datum: Mapping[str, Any] | None) -> str | No
 
 def rejection_text(reason: str, field: str | None, value: str | None) -> str:
     """``<字段>“<值>”：<问题>`` (the value already masked), or ``<问题>`` for the whole event."""
-    problem = PROBLEMS.get(reason) or RECEIPT_PROBLEMS.get(reason) or f"不符合要求（{reason}）"
+    problem = (PROBLEMS.get(reason) or RECEIPT_PROBLEMS.get(reason) or message_zh(reason)
+               or f"不符合要求（{reason}）")
     if field is None:
         return problem
     label = field_label(field)
