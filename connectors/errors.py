@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from creditbus.errors import CreditbusError, DeliveryError
 
-class TransientError(Exception):
+
+class TransientError(DeliveryError):
     """A failure that may go away (database or API unavailable): retry the batch, drop nothing."""
 
 
-class SinkFatal(Exception):
+class SinkFatal(CreditbusError):
     """A failure that retrying cannot fix (bad configuration, schema missing): stop the sink."""

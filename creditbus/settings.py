@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as _SourceError
 
+from creditbus.errors import ConfigError
 from creditbus.security.secretfile import SecretFileError, read_secret_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ ENVIRONMENTS = ("development", "production")
 LOOPBACK = "127.0.0.1"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError, ValueError):
     """A setting cannot be used (bad value, secret file readable by others, both a secret and
     its file given); the message names the variable and what to do."""
 

@@ -16,12 +16,14 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
+from creditbus.errors import DeliveryError
+
 log = logging.getLogger("creditbus.worker")
 
 FLUSH_STEP_S = 1.0
 
 
-class OutputLost(RuntimeError):
+class OutputLost(DeliveryError, RuntimeError):
     """A message could not be delivered: the stage must not commit past its input."""
 
 

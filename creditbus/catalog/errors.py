@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from creditbus.errors import ConfigError
 
-class CatalogError(ValueError):
+
+class CatalogError(ConfigError, ValueError):
     """The catalog data is invalid. `problems` lists every problem found, each naming its file
     and entry (e.g. ``units.toml: unit 'justice': group 'lawyers' is not defined``)."""
 
@@ -16,7 +18,7 @@ class CatalogError(ValueError):
         super().__init__(text)
 
 
-class UnknownCodeError(KeyError):
+class UnknownCodeError(ConfigError, KeyError):
     """A lookup named a code the catalog does not define."""
 
     def __init__(self, kind: str, code: str) -> None:

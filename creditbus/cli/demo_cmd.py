@@ -103,10 +103,15 @@ def run(args: argparse.Namespace) -> int:
     reports = demo_dir / "reports"
     subprocess.run(_cli("report", "progress", "--out", str(reports)), env=env)
 
+    _step("Receipts (回执) per unit today: accepted, duplicate, rejected (creditbus receipts)")
+    today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # China's day
+    subprocess.run(_cli("receipts", "summary", "--since", today), env=env)
+
     print(f"""
 Done. The platform database (SQLite) is {settings.database_url.removeprefix('sqlite:///')}
   the progress table (xlsx, csv, html): {reports}
   rejected rows of each import:  {demo_dir}/errors-<unit>.csv
+  a unit's receipts:             .venv/bin/creditbus receipts list --unit justice
   the worker's log:              {worker_log}
   the broker keeps running at {state.bootstrap}; stop it with `make stop`
   (or `.venv/bin/creditbus kafka down`).""")

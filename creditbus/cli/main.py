@@ -19,6 +19,7 @@ COMMANDS = (
     "creditbus.cli.catalog_cmd",
     "creditbus.cli.topics_cmd",
     "creditbus.cli.publish_cmd",
+    "creditbus.cli.receipts_cmd",
     "creditbus.cli.demo_cmd",
     "creditbus.cli.bench_cmd",
     "creditbus.cli.audit_cmd",

@@ -4,6 +4,11 @@ Valid rows are published to the unit's raw topic; the rest go to a per-row error
 UTF-8 with BOM for Excel). Exit code 0: everything published; 1: some rows rejected (report
 written); 2: usage or file error (nothing published). Re-importing a file publishes the same
 event ids again, which the streams drop as exact duplicates.
+
+With `--wait` the command then waits for the bus's receipt of every published row
+(docs/receipts.md): the rows the bus rejected join the error report, every row's outcome goes
+to a receipt report (FILE.receipts.csv), and the exit code is 1 when any row was rejected or
+has no receipt when the wait ends.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import argparse
 import csv
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,6 +50,15 @@ from creditbus.publish.producer import (
     default_wire,
     resolve_unit,
 )
+from creditbus.publish.receipt_report import (
+    DUPLICATE_IN_FILE,
+    NO_RECEIPT,
+    UNANSWERED,
+    RowOutcome,
+    duplicate_in_file_message,
+    no_receipt_message,
+    write_receipt_report,
+)
 from creditbus.publish.row_events import (
     BAD_JSON,
     COLUMNS_BY_KEY,
@@ -56,6 +71,7 @@ from creditbus.publish.row_events import (
     map_headers,
 )
 from creditbus.publish.spreadsheet import TableError, count_jsonl, file_kind, open_table, read_jsonl
+from creditbus.receipts import ACCEPTED, DUPLICATE, REJECTED, Progress, Receipt, ReceiptsError
 from creditbus.settings import Settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -86,6 +102,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=120.0,
         help="seconds to wait for the broker to confirm the last events (default 120)",
     )
+    parser.add_argument(
+        "--wait", action="store_true",
+        help="then wait for the bus's receipt of every published row: rejected rows join the "
+        "error report, every row's outcome goes to FILE.receipts.csv; exit 1 when a row was "
+        "rejected or has no receipt in time",
+    )
+    parser.add_argument(
+        "--wait-timeout", type=float, default=300.0, metavar="S",
+        help="with --wait: seconds to wait for the receipts (default 300)",
+    )
+    parser.add_argument(
+        "--receipt-report", type=Path, default=None,
+        help="with --wait: where to write the per-row outcomes (default: FILE.receipts.csv)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -103,6 +133,10 @@ class Outcome:
     queued: int = 0
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
+    sent: dict[str, int] = field(default_factory=dict)
+    """Event id -> the row it was sent for."""
+    skipped: list[tuple[int, int]] = field(default_factory=list)
+    """(row, earlier row) of rows identical to an earlier row of the file, not sent."""
 
 
 class _Usage(Exception):
@@ -157,6 +191,10 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
             Problem(int(result.ref), "", DELIVERY_FAILED, delivery_message(result.error))
         )
     delivered = outcome.queued - len(failures)
+    waited: list[RowOutcome] | None = None
+    if args.wait and sink.publisher is not None:
+        waited = _await_receipts(sink.publisher, outcome, failures, importer.column_of,
+                                 args.wait_timeout, err)
 
     report = args.error_report
     if outcome.problems or report is not None:
@@ -167,7 +205,13 @@ def _run(args: argparse.Namespace, err: TextIO) -> int:
     summary = f"{outcome.rows} rows: {delivered} {verb}, {rejected_rows} rejected"
     if outcome.duplicates:
         summary += f", {outcome.duplicates} exact duplicates of earlier rows skipped"
+    if waited is not None:
+        receipts = args.receipt_report or path.with_name(path.name + ".receipts.csv")
+        write_receipt_report(receipts, waited)
+        summary = _receipt_summary(outcome.rows, waited)
     print(summary, file=err)
+    if waited is not None:
+        print(f"receipt report: {receipts}", file=err)
     if outcome.problems:
         print(f"error report: {report}", file=err)
         return EXIT_REJECTED
@@ -196,7 +240,7 @@ class _Sink:
 
     def send(self, prepared: PreparedEvent, row: int) -> None:
         if self.publisher is not None:
-            self.publisher.send(prepared, ref=row)
+            self.publisher.send(prepared, ref=row, row=row)
 
     def finish(self, timeout: float) -> list[DeliveryResult]:
         """Wait for the broker; return the events whose delivery failed (or never completed)."""
@@ -247,11 +291,14 @@ class _Importer:
         self.seen: set[str] = set()
         self.verb = "published" if sink.publisher is not None else "valid"
         self.messages = ReportMessages(catalog, unit)
+        self.column_of: Callable[[str | None], str] = lambda field: field or ""
+        """The file's column of an event field (for the bus's rejections)."""
 
     def run_table(self, path: Path) -> None:
         single_group = len(self.catalog.unit(self.unit).groups) == 1
         with open_table(path) as table:
             headers = map_headers(table.headers, group_optional=single_group)
+            self.column_of = lambda field: headers.header_of(column_for_field(field, None))
             if headers.unknown:
                 print(f"note: ignoring unknown column(s): {', '.join(headers.unknown)}",
                       file=self.err)
@@ -295,6 +342,7 @@ class _Importer:
             return
         if prepared.event_id in self.seen:
             self.outcome.duplicates += 1
+            self.outcome.skipped.append((number, self.outcome.sent[prepared.event_id]))
             return
         try:
             self.sink.send(prepared, number)
@@ -302,6 +350,7 @@ class _Importer:
             self._reject(number, "", DELIVERY_FAILED, delivery_message(str(exc)))
             return
         self.seen.add(prepared.event_id)
+        self.outcome.sent[prepared.event_id] = number
         self.outcome.queued += 1
 
     def _reject(self, row: int, column: str, code: str, message: str) -> None:
@@ -369,6 +418,69 @@ class _JsonLine:
 
     def value(self, field: str | None, event: Mapping[str, Any] | None = None) -> Any:
         return value_at(self.obj, field)
+
+
+# --- waiting for the receipts ----------------------------------------------------------------
+
+
+def _await_receipts(publisher: CreditPublisher, outcome: Outcome,
+                    failures: list[DeliveryResult], column_of: Callable[[str | None], str],
+                    timeout_s: float, err: TextIO) -> list[RowOutcome]:
+    """Wait for the receipts of the delivered rows; add the bus's rejections and the rows
+    without a receipt to the problems; every row's outcome."""
+    failed = {r.event_id for r in failures}
+    awaited = {eid: row for eid, row in outcome.sent.items() if eid not in failed}
+    printed = [0.0]
+
+    def progress(p: Progress) -> None:
+        now = time.monotonic()
+        if now - printed[0] >= 1.0 or p.waiting == 0:
+            printed[0] = now
+            print(f"receipts: {p.accepted} accepted, {p.duplicate} duplicate, "
+                  f"{p.rejected} rejected, {p.waiting} waiting", file=err, flush=True)
+
+    print(f"waiting up to {timeout_s:.0f} s for the receipts of {len(awaited)} rows",
+          file=err, flush=True)
+    try:
+        got = publisher.wait_for_receipts(set(awaited), timeout_s=timeout_s,
+                                          on_progress=progress)
+    except ReceiptsError as exc:
+        print(f"receipts: {exc}", file=err)
+        got = {}
+    rows: list[RowOutcome] = []
+    for event_id, row in awaited.items():
+        receipt = got.get(event_id)
+        if receipt is None:
+            text = no_receipt_message(timeout_s)
+            outcome.problems.append(Problem(row, "", NO_RECEIPT, text))
+            rows.append(RowOutcome(row, UNANSWERED, NO_RECEIPT, text, event_id=event_id))
+            continue
+        if receipt.outcome == REJECTED:
+            outcome.problems.append(Problem(row, column_of(receipt.field), receipt.reason or "",
+                                            receipt.message))
+        rows.append(_row_of(row, receipt))
+    for row, first in outcome.skipped:
+        rows.append(RowOutcome(row, DUPLICATE, DUPLICATE_IN_FILE, duplicate_in_file_message(first)))
+    answered = {r.row for r in rows if r.outcome != UNANSWERED and r.code != NO_RECEIPT}
+    for problem in outcome.problems:  # refused before sending, or not delivered
+        if problem.row not in answered and problem.code != NO_RECEIPT:
+            answered.add(problem.row)
+            rows.append(RowOutcome(problem.row, REJECTED, problem.code, problem.message))
+    return rows
+
+
+def _row_of(row: int, receipt: Receipt) -> RowOutcome:
+    return RowOutcome(row, receipt.outcome, receipt.reason or "", receipt.message,
+                      receipt.version, receipt.record_id or "", receipt.event_id)
+
+
+def _receipt_summary(total: int, rows: list[RowOutcome]) -> str:
+    counts = {kind: sum(1 for r in rows if r.outcome == kind)
+              for kind in (ACCEPTED, DUPLICATE, REJECTED, UNANSWERED)}
+    by_bus = sum(1 for r in rows if r.outcome == REJECTED and r.event_id)
+    return (f"{total} rows: {counts[ACCEPTED]} accepted, {counts[DUPLICATE]} duplicate, "
+            f"{counts[REJECTED]} rejected ({counts[REJECTED] - by_bus} before sending, "
+            f"{by_bus} by the bus), {counts[UNANSWERED]} unanswered")
 
 
 def delivery_message(error: str | None) -> str:

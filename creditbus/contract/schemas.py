@@ -17,13 +17,15 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from creditbus.errors import ConfigError
+
 NAMESPACE = "cn.gov.ganzhou.creditbus"
 """Namespace of every creditbus record."""
 
 _VERSIONED = re.compile(r"^(?P<stem>.+)\.v(?P<version>[0-9]+)$")
 
 
-class SchemaStoreError(ValueError):
+class SchemaStoreError(ConfigError, ValueError):
     """A schema directory that cannot be loaded (bad JSON, bad Avro, ambiguous versions)."""
 
 

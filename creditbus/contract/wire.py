@@ -36,6 +36,7 @@ from creditbus.contract.schemas import (
     record_full_name,
     schema_fingerprint,
 )
+from creditbus.errors import ContractError
 
 SINGLE_OBJECT_MARKER: Final = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_LEN: Final = 10
@@ -79,7 +80,7 @@ class RegistrySchema:
     schema_type: str = "AVRO"
 
 
-class WireError(Exception):
+class WireError(ContractError):
     """A message that cannot be framed or decoded. ``code`` is one of the WIRE_* constants."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from creditbus.errors import ContractError
 
-class IdentifierError(ValueError):
+
+class IdentifierError(ContractError, ValueError):
     """An identifier failed validation.
 
     `code` is a machine-readable reason (e.g. `ID_CHECKSUM`, `USCC_CHARSET`) that dead-letter

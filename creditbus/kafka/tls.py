@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from creditbus.errors import ConfigError
+
 CA_DAYS = 3650
 CERT_DAYS = 825
 RENEW_BEFORE_DAYS = 30
@@ -37,7 +39,7 @@ LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 """The names of the local broker: clients connect to 127.0.0.1."""
 
 
-class TlsError(RuntimeError):
+class TlsError(ConfigError, RuntimeError):
     """A certificate could not be read or issued."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from creditbus.contract.canonical import format_timestamp
+from creditbus.errors import DatabaseError
 from creditbus.platformdb import schema
 from creditbus.platformdb.records import (
     LOG_COLUMNS,
@@ -34,7 +35,7 @@ from creditbus.platformdb.records import (
 log = logging.getLogger(__name__)
 
 
-class SchemaNotReady(Exception):
+class SchemaNotReady(DatabaseError):
     """The database's schema is not the one this code needs, and this login may not change it
     (run `creditbus db migrate` with the owner's URL)."""
 

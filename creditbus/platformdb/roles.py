@@ -18,13 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from creditbus.errors import DatabaseError
 from creditbus.platformdb import schema
 from creditbus.platformdb.db import PlatformDB, open_db, redact_url
 
 ROLE_LOCK = 0x63726564  # the migration's advisory lock: one owner-side change at a time
 
 
-class RoleSetupError(Exception):
+class RoleSetupError(DatabaseError):
     """A role cannot be set up as asked (e.g. it is the owner itself, or a superuser)."""
 
 

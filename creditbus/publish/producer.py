@@ -6,7 +6,9 @@ stable event_id), encodes it, decodes it back and validates exactly what the edg
 see. Both take the unit as its code or Chinese name (`resolve_unit`), like `creditbus publish`.
 `CreditPublisher` adds an idempotent producer (acks=all) that publishes to
 `<prefix>.raw.<unit>`, keyed by record_id so that the versions of a record stay in order, and
-reports every event's delivery: delivered (partition, offset) or failed (the error).
+reports every event's delivery: delivered (partition, offset) or failed (the error). Its
+`wait_for_receipts` then waits for the bus's answer to every delivered event: its receipt
+(accepted, duplicate or rejected; docs/receipts.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +29,11 @@ from creditbus.contract.models import CONTENT_MODELS
 from creditbus.contract.schemas import SchemaStore, qualify
 from creditbus.contract.validation import EventRejected, ValidEvent, validate_event
 from creditbus.contract.wire import Wire, WireError
+from creditbus.errors import DeliveryError
 from creditbus.identity import redact
 from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
 from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.receipts import ROW_HEADER, Progress, Receipt, wait_for_receipts
 from creditbus.security.envelope import seal_event
 from creditbus.security.keys import public_key_from_settings
 from creditbus.settings import Settings
@@ -101,7 +105,7 @@ class DeliveryReport:
         return self.delivered + self.failed
 
 
-class PublishIncomplete(RuntimeError):
+class PublishIncomplete(DeliveryError, RuntimeError):
     """Leaving a `with CreditPublisher(...)` block with deliveries that failed or are still in
     flight, none of them collected by a `flush` call: `report` holds them."""
 
@@ -273,6 +277,10 @@ class CreditPublisher:
         self._in_flight: dict[int, tuple[str, str, Any]] = {}  # token -> (event id, record, ref)
         self._tokens = 0
         self._done: list[DeliveryResult] = []
+        self.delivered_ids: set[str] = set()
+        """Event ids the broker confirmed: those `wait_for_receipts` waits for by default."""
+        self.since_ms: int | None = None
+        """When the first event was sent (ms): receipts decided earlier are not this run's."""
         self.last_error: str | None = None
         """The last client-level error librdkafka reported (e.g. broker down), for display."""
 
@@ -282,25 +290,29 @@ class CreditPublisher:
         """Validate and encode without sending (what `publish` does first)."""
         return self.encoder.prepare(event)
 
-    def publish(self, event: Mapping[str, Any], *, ref: Any = None) -> str:
+    def publish(self, event: Mapping[str, Any], *, ref: Any = None,
+                row: int | None = None) -> str:
         """Validate, encode and queue one event; return its event id.
 
-        Raises `EventRejected` for an invalid event. `ref` comes back in its `DeliveryResult`.
+        Raises `EventRejected` for an invalid event. `ref` comes back in its `DeliveryResult`;
+        `row` (the event's row in an imported file) comes back in its receipt.
         """
         prepared = self.encoder.prepare(event)
-        self.send(prepared, ref=ref)
+        self.send(prepared, ref=ref, row=row)
         return prepared.event_id
 
-    def send(self, prepared: PreparedEvent, *, ref: Any = None) -> None:
-        """Queue an already prepared event."""
+    def send(self, prepared: PreparedEvent, *, ref: Any = None, row: int | None = None) -> None:
+        """Queue an already prepared event (`row`: as in `publish`)."""
         producer = self._producer or self._start()
+        headers = [(ROW_HEADER, str(row).encode())] if row is not None else None
         self._tokens += 1
         token = self._tokens
         callback = functools.partial(self._delivered, token)
         while True:
             try:
                 producer.produce(
-                    self.topic, value=prepared.value, key=prepared.key, on_delivery=callback
+                    self.topic, value=prepared.value, key=prepared.key, on_delivery=callback,
+                    headers=headers,
                 )
                 break
             except BufferError:  # the local queue is full: let deliveries drain it
@@ -341,6 +353,19 @@ class CreditPublisher:
     def close(self, timeout: float = 60.0) -> DeliveryReport:
         return self.flush(timeout)
 
+    def wait_for_receipts(self, event_ids: Collection[str] | None = None, *,
+                          timeout_s: float = 300.0,
+                          on_progress: Callable[[Progress], None] | None = None,
+                          ) -> dict[str, Receipt]:
+        """Wait until every delivered event (or those of `event_ids`) has its receipt, or
+        `timeout_s` passed; call after `flush`. Event ids without a receipt are missing from
+        the result. Reading receipts needs the unit's READ ACL on its receipts topic."""
+        wanted = self.delivered_ids if event_ids is None else set(event_ids)
+        if not wanted or self.since_ms is None:
+            return {}
+        return wait_for_receipts(self.settings, self.unit, wanted, since_ms=self.since_ms,
+                                 timeout_s=timeout_s, on_progress=on_progress)
+
     def __enter__(self) -> CreditPublisher:
         return self
 
@@ -355,6 +380,7 @@ class CreditPublisher:
         from confluent_kafka import Producer
 
         self.ensure_topic()
+        self.since_ms = int(time.time() * 1000)
         self._producer = Producer({**self._config, "error_cb": self._client_error})
         return self._producer
 
@@ -374,6 +400,7 @@ class CreditPublisher:
         event_id, record_id, ref = entry
         if err is None:
             result = DeliveryResult(event_id, record_id, ref, msg.partition(), msg.offset(), None)
+            self.delivered_ids.add(event_id)
         else:
             result = DeliveryResult(event_id, record_id, ref, None, None, redact(str(err)))
         self._done.append(result)

@@ -22,6 +22,7 @@ from creditbus.catalog.models import Catalog
 from creditbus.contract import reasons as R
 from creditbus.contract.jsonform import CHINA_TZ
 from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS
+from creditbus.errors import ConfigError, ContractError
 from creditbus.publish.messages import STATIC_ALLOWED, ReportMessages, message, shown
 
 # --- the column table ----------------------------------------------------------------------------
@@ -195,7 +196,7 @@ for _col in COLUMNS:
         _HEADER_INDEX.setdefault(normalise_header(_name), _col.key)
 
 
-class RowError(ValueError):
+class RowError(ContractError, ValueError):
     """A row that cannot become an event. `column` is the column key (see COLUMNS) or None;
     `message` is Chinese, for the error report (`creditbus.publish.messages`)."""
 
@@ -206,7 +207,7 @@ class RowError(ValueError):
         self.column = column
 
 
-class HeaderError(ValueError):
+class HeaderError(ConfigError, ValueError):
     """The header row cannot be used (missing or duplicate columns): a file error."""
 
 

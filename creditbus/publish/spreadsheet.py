@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from creditbus.errors import ConfigError
+
 SUFFIXES = (".xlsx", ".csv", ".jsonl")
 
 
-class TableError(ValueError):
+class TableError(ConfigError, ValueError):
     """The file cannot be read as a table (wrong type, unreadable, no header)."""
 
 

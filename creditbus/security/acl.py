@@ -47,6 +47,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from creditbus.errors import CreditbusError
 from creditbus.topics import (
     audit_topic,
     by_person_topic,
@@ -74,7 +75,7 @@ _RESOURCE_TYPES = {
 _RESOURCE_NAMES = {v: k for k, v in _RESOURCE_TYPES.items()}
 
 
-class AclError(RuntimeError):
+class AclError(CreditbusError, RuntimeError):
     """The cluster refused or failed an ACL or SCRAM operation."""
 
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from creditbus.errors import ContractError
 from creditbus.security.keys import key_id
 
 SEALED_FIELDS = ("id_number", "name")
@@ -39,7 +40,7 @@ _KEY_BYTES = 32
 _TAG_BYTES = 16
 
 
-class FieldProtectionError(ValueError):
+class FieldProtectionError(ContractError, ValueError):
     """A sealed person that cannot be opened (or a person that cannot be sealed)."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -21,12 +21,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from creditbus.errors import ConfigError
 from creditbus.security.secretfile import SecretFileError, check_private_file
 
 KEY_ID_HEX = 16
 
 
-class FieldKeyError(ValueError):
+class FieldKeyError(ConfigError, ValueError):
     """A key file is missing, unreadable, readable by others (private keys) or not an X25519
     key."""
 

@@ -13,8 +13,10 @@ import os
 import stat
 from pathlib import Path
 
+from creditbus.errors import ConfigError
 
-class SecretFileError(ValueError):
+
+class SecretFileError(ConfigError, ValueError):
     """A secret file is missing, empty, or readable by others than its owner."""
 
 

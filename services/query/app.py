@@ -42,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from creditbus import metrics
 from creditbus.audit import PURPOSE_MAX_CHARS, AuditRecord, Caller, Result
 from creditbus.catalog import Catalog, default_catalog
+from creditbus.errors import CreditbusError
 from creditbus.identity import IdentifierError, mask_id, parse_resident_id, person_key
 from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
 from creditbus.kafka.clientconf import confluent_auth, confluent_config
@@ -87,7 +88,7 @@ class AuditSink(Protocol):
     def close(self, timeout_s: float = 10.0) -> int: ...
 
 
-class Refusal(Exception):
+class Refusal(CreditbusError):
     """A refused query: `reason` is the answer's code, `audit_reason` what the audit says
     (it may tell more than the caller may learn)."""
 

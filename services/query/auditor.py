@@ -15,12 +15,13 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from creditbus.audit import AuditRecord
+from creditbus.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 KAFKA_LOGGER = "creditbus.query.kafka"
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(BrokerUnavailable):
     """The audit record was not delivered; the query's answer must be withheld."""
 
 

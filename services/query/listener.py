@@ -15,13 +15,14 @@ import socket
 import ssl
 from pathlib import Path
 
+from creditbus.errors import ConfigError
 from creditbus.security.secretfile import SecretFileError, tls_pair
 
 HSTS = "max-age=31536000"
 """Strict-Transport-Security of every HTTPS answer: browsers keep to HTTPS for a year."""
 
 
-class ListenerError(Exception):
+class ListenerError(ConfigError):
     """The service cannot listen as configured; the message is one line for the operator."""
 
 

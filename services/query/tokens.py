@@ -30,6 +30,7 @@ from creditbus.services.query.access import ROLES, Role
 
 from creditbus.audit import now_text
 from creditbus.catalog import Catalog
+from creditbus.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ TOKEN_PREFIX = "cbq_"
 TOKEN_BYTES = 32
 
 
-class TokenFileError(ValueError):
+class TokenFileError(ConfigError, ValueError):
     """The tokens file cannot be read or is invalid; the message names the file and entry."""
 
 

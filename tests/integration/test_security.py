@@ -609,3 +609,92 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
             node.kill()
             node.wait(30)
         log.close()
+
+
+# -- receipts: `publish --wait` and who may read them ---------------------------------------------
+
+
+def test_publish_wait_reports_every_rows_outcome_and_receipts_are_the_units_own(
+    secure_bus: SecureBus, tmp_path: Path
+) -> None:
+    """A unit imports a file with good rows, a content duplicate, a row the publisher refuses
+    and a retraction the worker refuses; `publish --wait` names each row's outcome and exits
+    1. The receipts are readable with the unit's own credentials and not with another's."""
+    from creditbus.cli.publish_cmd import read_report
+    from creditbus.publish.receipt_report import read_receipt_report
+    from creditbus.receipts import Receipt
+
+    prefix = secure_bus.prefix
+    good = [r for r in sample_rows("justice", 12, seed=23) if r["操作(新增/撤销)"] == "新增"][:3]
+    assert len({r["记录编号"] for r in good}) == 3
+    duplicate = dict(good[0], 信息来源="另一份来源文号")  # new event id, same content
+    number = good[1]["身份证号码"]
+    broken = dict(good[1], 记录编号="JUS-BROKEN-1",
+                  身份证号码=number[:17] + ("0" if number[17] != "0" else "1"))
+    retract = dict(good[2], 记录编号="JUS-TYPO-1", **{"操作(新增/撤销)": "撤销"})
+    rows = [good[0], duplicate, good[1], broken, retract, good[2]]  # file rows 2..7
+    path = write_rows(tmp_path / "justice.csv", rows)
+    home = tmp_path / "home"
+
+    def as_user(user: str, **extra: str) -> dict[str, str]:
+        return secure_bus.client_env(user, CREDITBUS_HOME=str(home), CREDITBUS_LOG_LEVEL="INFO",
+                                     CREDITBUS_PERSON_KEY_SECRET="test-secret", **extra)
+
+    worker_log = tmp_path / "worker.log"
+    with open(worker_log, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "creditbus.cli.main", "worker"],
+            env=as_user("worker", CREDITBUS_STATE_DIR=str(tmp_path / "state"),
+                        CREDITBUS_WORKER_METRICS_PORT=str(free_port())),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        published = run_cli(as_user("unit-justice"), "publish", "--unit", "justice", "--wait",
+                            "--wait-timeout", "150", str(path), timeout=240)
+        said = published.stdout + published.stderr
+        assert published.returncode == 1, said + worker_log.read_text()[-3000:]
+        outcomes = {int(r["row"]): r for r in read_receipt_report(
+            tmp_path / "justice.csv.receipts.csv")}
+        assert {row: (r["outcome"], r["code"]) for row, r in outcomes.items()} == {
+            2: ("已接收", ""), 3: ("重复", "DUPLICATE_CONTENT"), 4: ("已接收", ""),
+            5: ("退回", "ID_CHECKSUM"), 6: ("退回", "RETRACT_UNKNOWN_RECORD"), 7: ("已接收", ""),
+        }, said
+        assert all(outcomes[row]["version"] for row in (2, 4, 7))
+        assert "JUS-TYPO-1" in outcomes[6]["message"]
+        errors = {(int(r["row"]), r["code"]) for r in read_report(
+            tmp_path / "justice.csv.errors.csv")}
+        assert errors == {(5, "ID_CHECKSUM"), (6, "RETRACT_UNKNOWN_RECORD")}
+        assert re.search(r"receipts: \d+ accepted, \d+ duplicate, \d+ rejected, 0 waiting",
+                         said), said
+        assert ("6 rows: 3 accepted, 1 duplicate, 2 rejected (1 before sending, 1 by the bus), "
+                "0 unanswered") in said
+
+        # the unit reads its own receipts; another unit is refused
+        listed = run_cli(as_user("unit-justice"), "receipts", "list", "--unit", "justice",
+                         "--json")
+        assert listed.returncode == 0, listed.stderr
+        receipts = [Receipt(**json.loads(line)) for line in listed.stdout.splitlines()]
+        mine = {r.source_row: r for r in receipts if r.source_row is not None}
+        assert {row: r.outcome for row, r in mine.items()} == {
+            2: "accepted", 3: "duplicate", 4: "accepted", 6: "rejected", 7: "accepted"}
+        for text in (listed.stdout, published.stdout, published.stderr):
+            for row in rows:
+                assert row["身份证号码"] not in text
+        summary = run_cli(as_user("unit-justice"), "receipts", "summary", "--unit", "justice")
+        assert summary.returncode == 0, summary.stderr
+        assert summary.stdout.splitlines()[0].split("\t") == [
+            "单位", "日期", "已接收", "重复", "退回", "合计"]
+        other = run_cli(as_user("unit-health"), "receipts", "list", "--unit", "justice")
+        assert other.returncode == 2 and other.stdout == ""
+        assert "not authorised to read" in other.stderr, other.stderr
+        # the dead letter the worker wrote is in its log once, with reason and position only
+        lines = [line for line in worker_log.read_text().splitlines()
+                 if "dead letter: stage=archive reason=RETRACT_UNKNOWN_RECORD" in line]
+        assert len(lines) == 1 and f"{raw_topic(prefix, 'justice')}[" in lines[0], lines
+        assert "JUS-TYPO-1" not in lines[0] and number not in worker_log.read_text()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(30)

@@ -7,8 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from creditbus.errors import ConfigError
 
-class PrerequisiteError(RuntimeError):
+
+class PrerequisiteError(ConfigError, RuntimeError):
     """A program the local broker needs is missing or unusable."""
 
 
