@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from creditbus.settings import SettingsError
+from creditbus.errors import INTERRUPTED, CreditbusError, exit_codes_text
 
 COMMANDS = (
     "creditbus.cli.kafka_cmd",
@@ -34,7 +34,8 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="creditbus", description="Credit-archive integration bus for key population groups."
+        prog="creditbus", description="Credit-archive integration bus for key population groups.",
+        epilog=exit_codes_text(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
@@ -47,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _refuse_development_defaults(args)
         return int(args.func(args))
-    except SettingsError as exc:  # a setting that cannot be used: one line, not a traceback
+    except CreditbusError as exc:  # the one error path: one line, not a traceback
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 def _refuse_development_defaults(args: argparse.Namespace) -> None:

@@ -28,6 +28,7 @@ from confluent_kafka import KafkaException
 from creditbus.catalog import Catalog, CatalogError, default_catalog
 from creditbus.contract.schemas import SchemaStoreError
 from creditbus.contract.validation import EventRejected
+from creditbus.errors import ConfigError
 from creditbus.identity import redact
 from creditbus.kafka.clientlog import LOGGER_NAME
 from creditbus.logsetup import configure_logging
@@ -139,7 +140,7 @@ class Outcome:
     """(row, earlier row) of rows identical to an earlier row of the file, not sent."""
 
 
-class _Usage(Exception):
+class _Usage(ConfigError):
     """A usage or file error: print it and exit 2."""
 
 

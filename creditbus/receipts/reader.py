@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from creditbus.archive.timeutil import china_date
+from creditbus.errors import BrokerUnavailable
 from creditbus.kafka.clientconf import confluent_config
 from creditbus.receipts.model import OUTCOMES, Receipt
 from creditbus.topics import receipts_group_id, receipts_topic
@@ -31,7 +32,7 @@ earlier than asked, then filters on `decided_at` (the publisher's own clock)."""
 POLL_S = 0.5
 
 
-class ReceiptsError(RuntimeError):
+class ReceiptsError(BrokerUnavailable, RuntimeError):
     """The receipts topic cannot be read (missing, or not authorised); one line for the CLI."""
 
 
