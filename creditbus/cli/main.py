@@ -23,6 +23,7 @@ COMMANDS = (
     "creditbus.cli.demo_cmd",
     "creditbus.cli.bench_cmd",
     "creditbus.cli.audit_cmd",
+    "creditbus.cli.deadletters_cmd",
     "creditbus.cli.acl_cmd",
     "creditbus.cli.keys_cmd",
     "creditbus.cli.worker_cmd",
