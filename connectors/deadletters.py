@@ -1,7 +1,8 @@
 """The sink's dead letters: original bytes plus reason headers, on the sink dead-letter topic.
 
 Dead letters are produced and flushed before the offsets that pass over them are committed, so
-none is lost; after a crash between the two, one may be produced twice (at-least-once).
+none is lost; after a crash between the two, one may be produced twice (at-least-once). Each is
+logged once when the broker has it: reason and source position, never content.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class DeadLetters:
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                                   "linger.ms": 5, "client.id": "creditbus-sink-dlq",
                                   "logger": kafka_logger(), **(auth or {})})
-        self._queued: list[str] = []
+        self._queued: list[tuple[str, str, int, int]] = []
+        """(reason, source topic, partition, offset) of each dead letter since the last flush."""
         self._errors: list[str] = []
 
     def send(self, msg: Incoming, reason: str, message: str, *,
@@ -53,7 +55,7 @@ class DeadLetters:
                 self.producer.poll(0.1)
             except KafkaException as exc:
                 raise TransientError(f"dead letter not queued: {exc}") from exc
-        self._queued.append(reason)
+        self._queued.append((reason, msg.topic, msg.partition, msg.offset))
 
     def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
         if not self._queued:
@@ -64,9 +66,10 @@ class DeadLetters:
             self._queued = []
             raise TransientError(f"dead letters not delivered ({remaining} pending, "
                                  f"errors: {errors[:3]})")
-        for reason in self._queued:
+        for reason, topic, partition, offset in self._queued:
             metrics.DEAD_LETTERS.labels(STAGE, reason).inc()
-        log.warning("sent %d dead letter(s) to %s", len(self._queued), self.topic)
+            log.warning("dead letter: %s at %s[%d]@%d -> %s", reason, topic, partition, offset,
+                        self.topic)
         self._queued = []
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ Reads `<prefix>.deadletter` (the worker's) and `<prefix>.sink.deadletter` (the s
 their end as it was when the command started. Every output masks identity numbers and names.
 `replay` re-publishes the original message of each selected dead letter to the topic it failed
 on, at most once per dead letter (creditbus.deadletters.replay). Exit codes: 0 done; 1 `replay`
-refused some dead letters (each is printed with why); 2 usage, setting or broker error.
+refused some dead letters (each is printed with why); otherwise the codes of creditbus.errors
+(2 usage or setting, 3 broker).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any, TextIO
 
 from confluent_kafka import KafkaException
 
+from creditbus.errors import BrokerUnavailable, ConfigError
 from creditbus.settings import Settings
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 STAGES = ("ingest", "archive", "sink")
 MESSAGE_WIDTH = 90
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED = 0, 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,22 +103,14 @@ def run_replay(args: argparse.Namespace) -> int:
     return _guarded(_replay, args)
 
 
-class _Usage(Exception):
-    """A usage error: one line, exit 2."""
-
-
 def _guarded(action: Any, args: argparse.Namespace) -> int:
-    from creditbus.deadletters.reader import SourceGone
-    from creditbus.deadletters.records import DeadLetterIdError
-    from creditbus.deadletters.replay import ReplayError
-
+    """Run an action; Kafka failures become the one-line broker error (exit 3), the bus's own
+    errors reach the command line's error path (creditbus/cli/main.py)."""
+    console = _Console(Settings.from_env())
     try:
-        return int(action(args, _Console(Settings.from_env())))
-    except (_Usage, DeadLetterIdError, SourceGone, ReplayError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return int(action(args, console))
     except (KafkaException, TimeoutError) as exc:
-        print(f"error: Kafka: {exc}", file=sys.stderr)
-    return EXIT_USAGE
+        raise BrokerUnavailable(f"Kafka at {console.settings.bootstrap}: {exc}") from None
 
 
 class _Console:
@@ -126,7 +120,8 @@ class _Console:
         from creditbus.kafka.clientconf import confluent_config
 
         if not settings.bootstrap:
-            raise _Usage("no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`")
+            raise BrokerUnavailable("no Kafka broker: set CREDITBUS_BOOTSTRAP or run "
+                                    "`creditbus kafka up`")
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.client = confluent_config(settings)
@@ -239,9 +234,9 @@ def _replay(args: argparse.Namespace, console: _Console) -> int:
 
     filtered = any((args.unit, args.reason, args.stage, args.since, args.until))
     if args.ids and filtered:
-        raise _Usage("give dead-letter ids or filters, not both")
+        raise ConfigError("give dead-letter ids or filters, not both")
     if not args.ids and not filtered and not args.all:
-        raise _Usage("name the dead letters to replay (ids or filters), or pass --all")
+        raise ConfigError("name the dead letters to replay (ids or filters), or pass --all")
     letters = [console.one(i) for i in args.ids] if args.ids else console.letters(args)
     outcomes = Replayer(console.client, console.prefix,
                         console.settings.replication).replay(letters, dry_run=args.dry_run)

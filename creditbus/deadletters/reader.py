@@ -14,11 +14,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from creditbus.deadletters.records import DeadLetter, DeadLetterFilter
+from creditbus.errors import CreditbusError
 
 TIMEOUT_S = 30.0
 
 
-class SourceGone(LookupError):
+class SourceGone(CreditbusError, LookupError):
     """The message at a position is no longer on its topic (retention, or the topic is gone)."""
 
 

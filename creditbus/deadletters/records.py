@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from creditbus.deadletter import header_dict
+from creditbus.errors import ConfigError
 from creditbus.topics import deadletter_topic, sink_deadletter_topic
 
 STAGES = ("ingest", "archive", "sink")
 """Who wrote it: the worker's edge stage, its archive agent, or a sink."""
 
 
-class DeadLetterIdError(ValueError):
+class DeadLetterIdError(ConfigError, ValueError):
     """A dead-letter id that cannot be parsed or names no dead-letter topic of the bus."""
 
 

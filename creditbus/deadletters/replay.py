@@ -27,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 from creditbus.deadletter import mask_ids_in_bytes
 from creditbus.deadletters.reader import SourceGone, read_at, read_topic
 from creditbus.deadletters.records import DeadLetter
+from creditbus.errors import DeliveryError
 from creditbus.kafka.admin import TopicSpec, ensure_topics
 from creditbus.topics import deadletter_replays_topic, unit_of_raw_topic, updates_topic
 
@@ -60,7 +61,7 @@ class _Original:
     value: bytes
 
 
-class ReplayError(RuntimeError):
+class ReplayError(DeliveryError):
     """The broker did not acknowledge a replay or its record (nothing is marked replayed)."""
 
 

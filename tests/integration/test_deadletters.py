@@ -1,15 +1,19 @@
 """The dead-letter console on the real broker and worker: an event the catalog does not know
 is dead-lettered, listed and shown masked, replayed after the catalog is fixed, accepted by the
-worker, and lands once; a second replay publishes nothing."""
+worker, and lands once; a second replay publishes nothing. A sink's dead letter is logged once
+by the sink and replays to the updates topic."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from creditbus.connectors.deadletters import DeadLetters
+from creditbus.connectors.updates import Incoming
 
 from creditbus.catalog import load_catalog
 from creditbus.cli.main import main
@@ -141,3 +145,30 @@ def test_dead_letter_listed_masked_replayed_after_a_catalog_fix_lands_once(
     assert "Traceback" not in worker.output(), worker.output()[-3000:]
     status = json.loads(cli("list", "--json").stdout)
     assert status["replayed_to"].startswith(raw_topic(topic_prefix, "justice") + ":")
+
+
+def test_sink_dead_letter_is_logged_once_and_replays_to_the_updates_topic_once(
+    kafka_broker: Any, topics: Topics, bus_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    updates = topics.create("archive.updates")
+    dlq = topics.create("sink.deadletter")
+    refused = Incoming(updates, 0, 7, b"person-key", b"an update the database refused")
+    sink_dead_letters = DeadLetters(kafka_broker.bootstrap, dlq)
+    with caplog.at_level(logging.INFO, "creditbus.sink"):
+        sink_dead_letters.send(refused, "SINK_CONSTRAINT_VIOLATION", "CHECK cb_person_name")
+        sink_dead_letters.flush()
+    sink_dead_letters.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "creditbus.sink"]
+    assert logged == [f"dead letter: SINK_CONSTRAINT_VIOLATION at {updates}[0]@7 -> {dlq}"]
+
+    cli = Console(bus_env, monkeypatch, capsys)
+    listed = cli("list", "--stage", "sink", "--json")
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["source"]) == ("sink.deadletter:0:0", f"{updates}:0:7")
+    assert json.loads(cli("show", row["id"]).stdout)["content_kind"] == "undecodable"
+    assert cli("replay", "--stage", "sink").stdout.startswith("replayed\t")
+    assert cli("replay", row["id"]).stdout.startswith("already-replayed\t")
+    (replayed,) = consume_all(kafka_broker.bootstrap, updates, idle=2)
+    assert (replayed.key(), replayed.value()) == (refused.key, refused.value)
+    assert dict(replayed.headers())["creditbus.replay.of"] == f"{dlq}:0:0".encode()
