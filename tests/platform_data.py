@@ -231,5 +231,14 @@ def expected_rows(updates: Iterable[dict[str, Any]],
             "disclosure_end": _day(r["disclosure_end"]), "is_public": r["public"],
             "is_retracted": r["retracted"], "content_json": r["content_json"],
             "person_version": u["version"],
+            **_repair_columns(r.get("repair")),
         }
     return persons, records
+
+
+def _repair_columns(repair: dict[str, Any] | None) -> dict[str, Any]:
+    """The cb_record columns of a record's repair decision (migration 2)."""
+    return {"is_repaired": repair is not None,
+            "repair_decision_number": repair["decision_number"] if repair else None,
+            "repair_date": _day(repair["decision_date"]) if repair else None,
+            "repair_authority": repair["authority"] if repair else None}

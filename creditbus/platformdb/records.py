@@ -19,7 +19,8 @@ PERSON_COLUMNS = ("person_key", "masked_id", "name", "birth_date", "sex", "divis
 RECORD_COLUMNS = ("person_key", "unit", "record_id", "record_version", "group_code", "category",
                   "severity", "domain", "occurred_at", "published_at", "disclosure_start",
                   "disclosure_end", "is_public", "is_retracted", "content_json",
-                  "person_version")
+                  "person_version", "is_repaired", "repair_decision_number", "repair_date",
+                  "repair_authority")
 LOG_COLUMNS = ("person_key", "version", "previous_hash", "hash", "body", "event_id", "kind",
                "committed_at")
 OFFSET_COLUMNS = ("consumer_group", "topic", "partition", "next_offset", "updated_at")
@@ -45,12 +46,17 @@ def record_key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def record_row(doc: Mapping[str, Any]) -> Row:
-    """cb_record of the record the update changed, as the update leaves it."""
+    """cb_record of the record the update changed, as the update leaves it. A body without
+    `repair` (every update before ArchiveUpdate version 3, and every record not repaired) is a
+    record not repaired."""
     rec = doc["change"]["record"]
+    repair = rec.get("repair")
     return (doc["person_key"], rec["unit"], rec["record_id"], rec["record_version"],
             rec["group"], rec["category"], rec["severity"], rec["domain"], rec["occurred_at"],
             rec["published_at"], rec["disclosure_start"], rec["disclosure_end"],
-            bool(rec["public"]), bool(rec["retracted"]), rec["content_json"], doc["version"])
+            bool(rec["public"]), bool(rec["retracted"]), rec["content_json"], doc["version"],
+            repair is not None, repair["decision_number"] if repair else None,
+            repair["decision_date"] if repair else None, repair["authority"] if repair else None)
 
 
 def log_row(doc: Mapping[str, Any], body: str, previous_hash: str, hash_: str,

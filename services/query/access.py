@@ -4,8 +4,9 @@
   itself, and the person fields.
 - `office` (信用办): sees everything: every record including retracted ones, with their flags,
   the person's full fields and the history of changes (the update log).
-- `public`: sees only records in the public view today: `is_public`, not retracted, and today
-  (Beijing) inside the disclosure window [disclosure_start, disclosure_end). Only the masked
+- `public`: sees only records in the public view today: `is_public`, not retracted, not
+  repaired (信用修复), and today (Beijing) inside the disclosure window
+  [disclosure_start, disclosure_end). Only the masked
   ID and the name of the person, no birth date or sex (together with the masked ID they
   would reveal the hidden digits).
 
@@ -30,6 +31,10 @@ ROLES: tuple[Role, ...] = ("unit", "office", "public")
 
 ROLE_NAMES_ZH: dict[str, str] = {"unit": "责任单位", "office": "信用办", "public": "社会公众"}
 
+STATUS_NAMES_ZH: dict[str, str] = {"retracted": "已撤销", "repaired": "已修复",
+                                   "public": "公示中", "not_public": "未公示"}
+"""A record's status as the views name it (`record_status`)."""
+
 _ID_CANDIDATE = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
 
 
@@ -44,12 +49,22 @@ class Principal:
 
 def in_public_view(record: Mapping[str, Any], today: date) -> bool:
     """Whether a record is publicly disclosed on `today` (a Beijing calendar day)."""
-    if not record["is_public"] or record["is_retracted"]:
+    if not record["is_public"] or record["is_retracted"] or record.get("is_repaired"):
         return False
     start, end = record.get("disclosure_start"), record.get("disclosure_end")
     if not start or not end:
         return False
     return date.fromisoformat(start) <= today < date.fromisoformat(end)
+
+
+def record_status(record: Mapping[str, Any], today: date) -> str:
+    """retracted, repaired (已修复: stays in the archive, out of the public view), public
+    (in the public view today) or not_public."""
+    if record["is_retracted"]:
+        return "retracted"
+    if record.get("is_repaired"):
+        return "repaired"
+    return "public" if in_public_view(record, today) else "not_public"
 
 
 def may_see(principal: Principal, record: Mapping[str, Any], today: date) -> bool:
@@ -99,7 +114,8 @@ def _name(catalog: Catalog, kind: str, code: str | None) -> str | None:
 
 
 def record_view(principal: Principal, record: Mapping[str, Any],
-                catalog: Catalog) -> dict[str, Any]:
+                catalog: Catalog, today: date) -> dict[str, Any]:
+    status = record_status(record, today)
     view: dict[str, Any] = {
         "unit": record["unit"], "unit_name": _name(catalog, "unit", record["unit"]),
         "group": record["group_code"], "group_name": _name(catalog, "group", record["group_code"]),
@@ -112,14 +128,25 @@ def record_view(principal: Principal, record: Mapping[str, Any],
         "disclosure_start": record["disclosure_start"],
         "disclosure_end": record["disclosure_end"],
         "content": _content(record["content_json"]),
+        "status": status, "status_name": STATUS_NAMES_ZH[status],
     }
     if principal.role != "public":
         view.update(record_id=record["record_id"], record_version=record["record_version"],
-                    published_at=record["published_at"], public=bool(record["is_public"]))
+                    published_at=record["published_at"], public=bool(record["is_public"]),
+                    repaired=bool(record.get("is_repaired")), repair=_repair(record))
     if principal.role == "office":
         view.update(retracted=bool(record["is_retracted"]),
                     person_version=record["person_version"])
     return view
+
+
+def _repair(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The repair decision (信用修复决定) of a repaired record, else None."""
+    if not record.get("is_repaired"):
+        return None
+    return {"decision_number": record.get("repair_decision_number"),
+            "decision_date": record.get("repair_date"),
+            "authority": record.get("repair_authority")}
 
 
 def history_view(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +194,7 @@ def archive_view(
     view: dict[str, Any] = {
         "as_of": today.isoformat(), "role": principal.role,
         "person": shown,
-        "records": [record_view(principal, r, catalog) for r in visible],
+        "records": [record_view(principal, r, catalog, today) for r in visible],
     }
     if principal.role == "office":
         view["history"] = [history_view(h) for h in history]

@@ -80,7 +80,8 @@ def test_migrate_creates_the_schema_once_in_wal_mode(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "p.db") as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert set(schema.TABLES) <= tables
-        assert conn.execute("SELECT version FROM cb_schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM cb_schema_version ORDER BY version"
+                            ).fetchall() == [(m.version,) for m in schema.MIGRATIONS]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -424,3 +424,43 @@ def test_an_inbound_repair_is_enriched_and_applied() -> None:
     assert kinds == ["UPSERT_RECORD", "REPAIR_RECORD"]
     rec = state.records["justice/SFJ-9"]
     assert rec.repair is not None and rec.repair[0] == "赣司修〔2026〕1号" and not rec.public
+
+
+# -- what the query service shows -------------------------------------------------------------
+
+
+def test_the_query_views_show_a_repaired_record_as_repaired_and_never_publicly() -> None:
+    from creditbus.services.query.access import (
+        Principal,
+        archive_view,
+        in_public_view,
+        record_status,
+    )
+
+    row = {"person_key": "pk1", "unit": "justice", "record_id": "SFJ-1", "record_version": 2,
+           "group_code": "lawyer", "category": "practice_penalty", "severity": "general",
+           "domain": None, "occurred_at": "2026-01-09T16:00:00.000Z",
+           "published_at": "2026-05-01T08:00:00.000Z", "disclosure_start": "2026-01-10",
+           "disclosure_end": "2027-01-10", "is_public": True, "is_retracted": False,
+           "content_json": '{"Penalty":{}}', "person_version": 2, "is_repaired": True,
+           "repair_decision_number": "赣司修〔2026〕3号", "repair_date": "2026-05-01",
+           "repair_authority": "赣州市司法局"}
+    person = {"person_key": "pk1", "masked_id": "360702********1234", "name": "张三",
+              "birth_date": "1980-05-06", "sex": "M", "division_code": "360702",
+              "groups": '["lawyer"]', "archive_version": 2, "updated_at": "x", "chain_head": "h"}
+    today = date(2026, 6, 1)
+    # even a row still flagged public (an old sink, a tick not yet run) is not shown publicly
+    assert not in_public_view(row, today) and record_status(row, today) == "repaired"
+    catalog = default_catalog()
+    assert archive_view(Principal("网站", "public"), person, [row], [], catalog, today) is None
+    office = archive_view(Principal("信用办", "office"), person, [row], [], catalog, today)
+    assert office is not None
+    [shown] = office["records"]
+    assert shown["status_name"] == "已修复" and shown["repaired"] is True
+    assert shown["repair"] == {"decision_number": "赣司修〔2026〕3号",
+                               "decision_date": "2026-05-01", "authority": "赣州市司法局"}
+    before = dict(row, is_repaired=False, repair_decision_number=None, repair_date=None,
+                  repair_authority=None)
+    assert in_public_view(before, today) and record_status(before, today) == "public"
+    view = archive_view(Principal("网站", "public"), person, [before], [], catalog, today)
+    assert view is not None and view["records"][0]["status_name"] == "公示中"
