@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from creditbus.errors import ConfigError
 from creditbus.security.secretfile import SecretFileError, tls_pair
 from creditbus.settings import Settings, SettingsError
 
@@ -74,14 +75,18 @@ def serve(port: int, process: str, host: str | None = None) -> WSGIServer | None
 
     `host` defaults to CREDITBUS_METRICS_HOST (127.0.0.1: only this machine can scrape; a
     container sets 0.0.0.0). HTTPS when CREDITBUS_METRICS_TLS_CERT and _KEY name a certificate
-    chain and its key (owner-only file). Raises OSError when the address is taken,
-    SettingsError for an unusable certificate setting.
+    chain and its key (owner-only file). ConfigError when the address is taken or a
+    certificate setting is unusable (the process's one-line error).
     """
     server = None
     if port:
         settings = Settings.from_env()
-        server, _thread = start_http_server(port, addr=host or settings.metrics_host,
-                                            **_tls_arguments(settings))
+        address = host or settings.metrics_host
+        try:
+            server, _thread = start_http_server(port, addr=address, **_tls_arguments(settings))
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {address}:{port}: "
+                              f"{exc.strerror or exc}") from None
     PROCESS_UP.labels(process).set(1)
     PROCESS_STARTED.labels(process).set(time.time())
     return server

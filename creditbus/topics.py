@@ -6,7 +6,7 @@ Inbound topics are one per publisher (`<prefix>.raw.<unit>`), so a per-unit ACL 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from creditbus.kafka.admin import TopicSpec
@@ -127,3 +127,27 @@ def bus_topics(
                   {"cleanup.policy": "compact"}),
     ]
     return specs
+
+
+def _named(*names: Callable[[str], str]) -> Callable[..., list[TopicSpec]]:
+    """A topic set of these bus topics (as `bus_topics` specifies them)."""
+
+    def specs(prefix: str, units: Iterable[str], partitions: int,
+              replication: int) -> list[TopicSpec]:
+        wanted = {name(prefix) for name in names}
+        return [s for s in bus_topics(prefix, [], partitions, replication) if s.name in wanted]
+    return specs
+
+
+TOPIC_SETS: dict[str, Callable[[str, Iterable[str], int, int], list[TopicSpec]]] = {
+    "bus": bus_topics,
+    "worker": worker_topics,
+    "sink": _named(updates_topic, sink_deadletter_topic),
+    "audit": _named(audit_topic),
+    "replays": _named(deadletter_replays_topic),
+    "raw": lambda prefix, units, partitions, replication: [
+        TopicSpec(raw_topic(prefix, unit), partitions, replication) for unit in units],
+}
+"""The sets of topics a process makes sure of before it starts
+(`creditbus.kafka.admin.ensure_bus_topics`): every topic of the bus, a worker's, a sink's, the
+audit trail, the dead-letter replays, the inbound topics of some units."""

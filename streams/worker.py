@@ -4,25 +4,21 @@ process (streams/edge_process.py)."""
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaException
 from creditbus.streams.agents import Topology
 from creditbus.streams.app import create_app
 from creditbus.streams.edge_process import EdgeProcess, GroupTiming
 from creditbus.streams.output import Output
 
 from creditbus import metrics
-from creditbus.catalog import default_catalog
 from creditbus.contract.schemas import SchemaStore
 from creditbus.contract.wire import Wire
-from creditbus.kafka.admin import admin_client, ensure_topics
-from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.kafka.admin import ensure_bus_topics
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.logsetup import protect_handlers
 from creditbus.settings import Settings
-from creditbus.topics import worker_topics
 
 _FAUST_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
                  "CRITICAL": "crit"}
@@ -50,25 +46,13 @@ def build(settings: Settings) -> tuple[faust.App, Topology]:
 
 
 def run_worker(settings: Settings) -> int:
-    """Run until stopped; an unreachable broker or a taken port is one line and exit code 2."""
-    catalog = default_catalog(settings.catalog_dir)
-    try:
-        ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)),
-                      worker_topics(settings.topic_prefix, [u.code for u in catalog.units],
-                                    settings.partitions, settings.replication))
-    except KafkaException as exc:
-        print(f"error: cannot reach Kafka at {settings.bootstrap}: {exc.args[0].str()}",
-              file=sys.stderr)
-        return 2
+    """Run until stopped. An unreachable broker (BrokerUnavailable) or a taken metrics port
+    (ConfigError) ends it before it starts, as one line (creditbus.cli.main)."""
+    ensure_bus_topics(settings, "worker")  # BrokerUnavailable when Kafka does not answer
     app, _topology = build(settings)
     edge = EdgeProcess(GroupTiming(int(app.conf.broker_session_timeout * 1000),
                                    int(app.conf.broker_heartbeat_interval * 1000)))
-    try:
-        metrics.serve(settings.worker_metrics_port, "worker")
-    except OSError as exc:
-        print(f"error: cannot serve metrics on port {settings.worker_metrics_port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
-        return 2
+    metrics.serve(settings.worker_metrics_port, "worker")
     worker: Any = _Worker(app, edge, loglevel=_FAUST_LEVELS.get(settings.log_level, "info"),
                           quiet=True)
     worker.execute_from_commandline()

@@ -16,10 +16,10 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from creditbus.catalog import CatalogError, default_catalog
+from creditbus.catalog import default_catalog
 from creditbus.devtools.kafka.local import local_admin_config
-from creditbus.kafka.admin import ensure_topics
-from creditbus.kafka.clientconf import ClientConfigError, confluent_config
+from creditbus.kafka.admin import ensure_bus_topics, require_broker, unreachable
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.security.acl import (
     AclError,
     CredentialStore,
@@ -29,7 +29,6 @@ from creditbus.security.acl import (
     scram_users,
 )
 from creditbus.settings import Settings
-from creditbus.topics import bus_topics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,21 +74,14 @@ def admin_config(settings: Settings) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if not settings.bootstrap:
-        print("error: no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up --secure`",
-              file=sys.stderr)
-        return 2
+    require_broker(settings)
     try:
         admin = AdminClient(admin_config(settings))
         if args.acl_action == "apply":
             return _apply(args, settings, admin)
         return _list(settings, admin)
-    except (AclError, CatalogError, ClientConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KafkaException as exc:
-        print(f"error: {exc.args[0].str()}", file=sys.stderr)
-        return 1
+        raise unreachable(settings, exc) from None
 
 
 def passwords_from_env(pairs: list[str]) -> dict[str, str]:
@@ -116,9 +108,8 @@ def _apply(args: argparse.Namespace, settings: Settings, admin: AdminClient) -> 
     units = [u.code for u in catalog.units]
     prefix = settings.topic_prefix
     if not args.no_topics:
-        specs = bus_topics(prefix, units, settings.partitions, settings.replication)
-        created = ensure_topics(admin, specs)
-        print(f"topics: {len(created)} created, {len(specs) - len(created)} existed")
+        created = ensure_bus_topics(settings, units=units, admin=admin)
+        print(f"topics: {len(created)} created")
     path = args.out or default_credentials_file(settings)
     store = CredentialStore.load(path)
     result = apply_plan(admin, plan_principals(prefix, units), store, prefix=prefix,

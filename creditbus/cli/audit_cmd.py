@@ -20,7 +20,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from pydantic import ValidationError
 
 from creditbus.audit import AuditRecord
-from creditbus.kafka.clientconf import ClientConfigError, confluent_config
+from creditbus.errors import BrokerUnavailable
+from creditbus.kafka.admin import require_broker
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.settings import Settings
 from creditbus.topics import audit_topic
 
@@ -142,10 +144,7 @@ HEADER = "\t".join(("time (Beijing)", "who", "role", "action", "person", "result
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if not settings.bootstrap:
-        print("error: no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`",
-              file=sys.stderr)
-        return 2
+    require_broker(settings)
     topic = audit_topic(settings.topic_prefix)
     count = 0
     try:
@@ -159,9 +158,8 @@ def run(args: argparse.Namespace) -> int:
                     print(HEADER)
                 print(format_line(record))
             count += 1
-    except (KafkaException, TimeoutError, ClientConfigError) as exc:
-        print(f"error: reading {topic}: {exc}", file=sys.stderr)
-        return 2
+    except (KafkaException, TimeoutError) as exc:
+        raise BrokerUnavailable(f"reading {topic}: {exc}") from None
     if not args.json:
         print(f"{count} audit record(s) in {topic}", file=sys.stderr)
     return 0

@@ -8,7 +8,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from creditbus.catalog import Catalog, CatalogError, default_catalog, load_catalog
+from creditbus.catalog import Catalog, default_catalog, load_catalog
 
 SECTIONS = ("units", "groups", "categories", "domains", "severities")
 KIND_TITLES = {"city_unit": "市直单位", "county": "县（市、区）", "association": "行业协会、商会"}
@@ -30,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        catalog = load_catalog(args.catalog_dir) if args.catalog_dir else default_catalog()
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    catalog = load_catalog(args.catalog_dir) if args.catalog_dir else default_catalog()
     if args.json:
         data = catalog.to_dict()
         if args.only:

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from creditbus.catalog import default_catalog
-from creditbus.devtools.kafka.local import BrokerError, LocalBroker
-from creditbus.devtools.kafka.toolchain import PrerequisiteError
+from creditbus.devtools.kafka.local import LocalBroker
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.kafka.lag import workers_lag
 from creditbus.settings import Settings
@@ -52,11 +51,7 @@ def run(args: argparse.Namespace) -> int:
     _step("Starting the local Apache Kafka broker (KRaft, 127.0.0.1)")
     broker = LocalBroker(settings.home, settings.cache, settings.kafka_version,
                          settings.kafka_heap)
-    try:
-        state = broker.up()
-    except (PrerequisiteError, BrokerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    state = broker.up()  # ConfigError (no Java, a broken broker): one line, exit 2
     print(f"Kafka {state.version} at {state.bootstrap}")
     env = dict(os.environ, CREDITBUS_BOOTSTRAP=state.bootstrap, CREDITBUS_HOME=str(settings.home))
     if subprocess.run(_cli("topics", "ensure"), env=env).returncode != 0:

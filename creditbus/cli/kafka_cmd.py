@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from creditbus.devtools.kafka.local import BrokerError, LocalBroker
-from creditbus.devtools.kafka.toolchain import PrerequisiteError
-from creditbus.kafka.tls import TlsError, ensure_broker_certificate
+from creditbus.devtools.kafka.local import LocalBroker
+from creditbus.errors import BrokerUnavailable, ConfigError
+from creditbus.kafka.tls import ensure_broker_certificate
 from creditbus.settings import Settings
 
 
@@ -69,9 +68,8 @@ def run_certs(args: argparse.Namespace) -> int:
             if owner is not None:
                 os.chown(tls.keystore, *owner)
             print(f"{broker}: {tls.keystore} ({', '.join([broker, *args.host])})")
-    except (TlsError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise ConfigError(str(exc)) from None
     print(f"CA certificate for the clients (CREDITBUS_KAFKA_CA_FILE): {tls.ca_file}")
     return 0
 
@@ -87,31 +85,27 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     secure = args.kafka_action == "up" and (args.secure or _secure_setting(settings))
     broker = local_broker(settings, secure=secure)
-    try:
-        if args.kafka_action == "up":
-            state = broker.up()
-            mode = " in secure mode (TLS, SASL/SCRAM, ACLs)" if state.secure else ""
-            print(f"Kafka {state.version} is up at {state.bootstrap}{mode} (pid {state.pid}).")
-            print(f"Its address is recorded in {broker.state_file}.")
-            if state.secure:
-                print(f"The admin password is in {broker.admin_secret} (0600); clients verify "
-                      f"the broker with the CA certificate {state.ca_file} (the default "
-                      "CREDITBUS_KAFKA_CA_FILE on this machine). Create the bus's principals "
-                      "and ACLs with `creditbus acl apply`.")
-            return 0
-        if args.kafka_action == "down":
-            stopped = broker.down(purge=args.purge)
-            print("Kafka stopped." if stopped else "No local Kafka was running.")
-            return 0
-        status = broker.status()
-        if status.running and status.state:
-            state = status.state
-            mode = ", secure" if state.secure else ""
-            print(f"Kafka {state.version} at {state.bootstrap} (pid {state.pid}{mode}): "
-                  f"{status.note}")
-            return 0 if status.answering else 1
-        print(f"Kafka is not running ({status.note}).")
-        return 3
-    except (PrerequisiteError, BrokerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.kafka_action == "up":
+        state = broker.up()
+        mode = " in secure mode (TLS, SASL/SCRAM, ACLs)" if state.secure else ""
+        print(f"Kafka {state.version} is up at {state.bootstrap}{mode} (pid {state.pid}).")
+        print(f"Its address is recorded in {broker.state_file}.")
+        if state.secure:
+            print(f"The admin password is in {broker.admin_secret} (0600); clients verify "
+                  f"the broker with the CA certificate {state.ca_file} (the default "
+                  "CREDITBUS_KAFKA_CA_FILE on this machine). Create the bus's principals "
+                  "and ACLs with `creditbus acl apply`.")
+        return 0
+    if args.kafka_action == "down":
+        stopped = broker.down(purge=args.purge)
+        print("Kafka stopped." if stopped else "No local Kafka was running.")
+        return 0
+    status = broker.status()
+    if status.running and status.state:
+        state = status.state
+        mode = ", secure" if state.secure else ""
+        print(f"Kafka {state.version} at {state.bootstrap} (pid {state.pid}{mode}): "
+              f"{status.note}")
+        return 0 if status.answering else 1
+    print(f"Kafka is not running ({status.note}).")
+    return BrokerUnavailable.exit_code

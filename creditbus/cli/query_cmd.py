@@ -10,7 +10,8 @@ import ssl
 import sys
 from pathlib import Path
 
-from creditbus.catalog import CatalogError, default_catalog
+from creditbus.catalog import default_catalog
+from creditbus.errors import ConfigError
 from creditbus.settings import Settings
 
 log = logging.getLogger("creditbus.ops")
@@ -57,18 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_query_serve(args: argparse.Namespace) -> int:
     from creditbus.logsetup import configure_logging
-    from creditbus.services.query.listener import ListenerError, bind, tls_context
+    from creditbus.services.query.listener import bind, tls_context
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     host = args.host or settings.query_host
     port = args.port if args.port is not None else settings.query_port
-    try:  # first: a taken port or a bad certificate ends here, before Kafka is touched
-        tls = tls_context(settings.query_tls_cert, settings.query_tls_key)
-        sock = bind(host, port)
-    except ListenerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # first: a taken port or a bad certificate ends here (ConfigError), before Kafka is touched
+    tls = tls_context(settings.query_tls_cert, settings.query_tls_key)
+    sock = bind(host, port)
     if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("query service on %s in plain HTTP: bearer tokens and archives cross the "
                     "network in clear unless a TLS reverse proxy fronts it; set "
@@ -80,21 +78,13 @@ def run_query_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
-    from confluent_kafka import KafkaException
-
-    from creditbus.kafka.clientconf import ClientConfigError, confluent_auth
+    from creditbus.errors import BrokerUnavailable
+    from creditbus.kafka.admin import require_broker
+    from creditbus.kafka.clientconf import confluent_auth
     from creditbus.services.query.app import build_service, ensure_audit_topic, serve
-    from creditbus.services.query.tokens import TokenFileError
 
-    if not settings.bootstrap:
-        print("error: no broker for the audit topic: set CREDITBUS_BOOTSTRAP or run "
-              "`creditbus kafka up`", file=sys.stderr)
-        return 2
-    try:
-        confluent_auth(settings)
-    except ClientConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    require_broker(settings)  # the audit topic
+    confluent_auth(settings)  # ConfigError now rather than at the first query
     path = tokens_path(settings)
     if not path.exists():  # the service picks the file up as soon as a token is added
         log.warning("no tokens file at %s yet: every query is refused until tokens are added "
@@ -104,16 +94,11 @@ def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | 
                     "number will not match a production platform")
     try:
         ensure_audit_topic(settings)
-    except KafkaException as exc:
+    except BrokerUnavailable as exc:
         log.warning("cannot make sure the audit topic exists: %s", exc)
     if not _database_login_is_read_only(settings):
         return 2
-    try:
-        service = build_service(settings, path)
-    except (TokenFileError, CatalogError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    serve(service, sock, tls)
+    serve(build_service(settings, path), sock, tls)
     return 0
 
 
@@ -141,22 +126,16 @@ def _database_login_is_read_only(settings: Settings) -> bool:
 
 
 def run_token_add(args: argparse.Namespace) -> int:
-    from creditbus.services.query.tokens import TokenFileError, add_token
+    from creditbus.services.query.tokens import add_token
 
     settings = Settings.from_env()
     if args.role == "unit" and not args.unit:
-        print("error: --role unit needs --unit CODE", file=sys.stderr)
-        return 2
+        raise ConfigError("--role unit needs --unit CODE")
     if args.role != "unit" and args.unit:
-        print("error: only --role unit takes --unit", file=sys.stderr)
-        return 2
+        raise ConfigError("only --role unit takes --unit")
     path = tokens_path(settings)
-    try:
-        token = add_token(path, name=args.name, role=args.role, unit=args.unit,
-                          catalog=default_catalog(settings.catalog_dir))
-    except (TokenFileError, CatalogError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    token = add_token(path, name=args.name, role=args.role, unit=args.unit,
+                      catalog=default_catalog(settings.catalog_dir))
     print(token)
     print(f"token {args.name!r} ({args.role}) added to {path}; it is shown only this once",
           file=sys.stderr)
@@ -164,14 +143,10 @@ def run_token_add(args: argparse.Namespace) -> int:
 
 
 def run_token_list(args: argparse.Namespace) -> int:
-    from creditbus.services.query.tokens import TokenFileError, load_entries
+    from creditbus.services.query.tokens import load_entries
 
     path = tokens_path(Settings.from_env())
-    try:
-        entries = load_entries(path)
-    except TokenFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    entries = load_entries(path)
     for e in entries:
         print("\t".join((e.name, e.role, e.unit or "-", e.created_at)))
     print(f"{len(entries)} token(s) in {path}", file=sys.stderr)
@@ -179,14 +154,10 @@ def run_token_list(args: argparse.Namespace) -> int:
 
 
 def run_token_revoke(args: argparse.Namespace) -> int:
-    from creditbus.services.query.tokens import TokenFileError, revoke_token
+    from creditbus.services.query.tokens import revoke_token
 
     path = tokens_path(Settings.from_env())
-    try:
-        removed = revoke_token(path, args.name)
-    except TokenFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    removed = revoke_token(path, args.name)
     if not removed:
         print(f"error: no token named {args.name!r} in {path}", file=sys.stderr)
         return 1

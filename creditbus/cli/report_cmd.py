@@ -7,7 +7,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from creditbus.catalog import CatalogError, default_catalog
+from creditbus.catalog import default_catalog
+from creditbus.errors import DatabaseError
 from creditbus.settings import Settings
 
 FORMATS = ("xlsx", "csv", "html")
@@ -56,18 +57,14 @@ def run_report_progress(args: argparse.Namespace) -> int:
     from creditbus.services.reports.xlsx import write_xlsx
 
     settings = Settings.from_env()
-    try:
-        catalog = default_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    catalog = default_catalog(settings.catalog_dir)
     db = open_db(settings.database_url, application_name="creditbus-report")
     try:
         report = load_report(catalog, db)
     except Exception as exc:  # the drivers' errors share no base class  # noqa: BLE001
-        print(f"error: cannot read the platform database {redact_url(settings.database_url)}: "
-              f"{type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        raise DatabaseError(f"cannot read the platform database "
+                            f"{redact_url(settings.database_url)}: {type(exc).__name__}: {exc}"
+                            ) from None
     finally:
         db.close()
     if not report.database_ready:

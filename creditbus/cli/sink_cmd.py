@@ -9,16 +9,14 @@ import signal
 import sys
 import threading
 
-from confluent_kafka import KafkaException
-
 from creditbus import metrics
 from creditbus.connectors.consuming import LoopOptions
 from creditbus.connectors.errors import SinkFatal
-from creditbus.kafka.admin import admin_client, ensure_topics
+from creditbus.kafka.admin import ensure_bus_topics
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.logsetup import configure_logging
 from creditbus.settings import Settings
-from creditbus.topics import bus_topics, sink_deadletter_topic, updates_topic
+from creditbus.topics import sink_deadletter_topic, updates_topic
 
 log = logging.getLogger("creditbus.sink")
 
@@ -90,19 +88,8 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 def run_sink(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    if not settings.bootstrap:
-        print("error: no Kafka broker: start one with `creditbus kafka up` or set "
-              "CREDITBUS_BOOTSTRAP", file=sys.stderr)
-        return 2
+    ensure_bus_topics(settings, "sink")
     prefix = settings.topic_prefix
-    wanted = {updates_topic(prefix), sink_deadletter_topic(prefix)}
-    try:
-        ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)),
-                      [s for s in bus_topics(prefix, [], settings.partitions,
-                                             settings.replication) if s.name in wanted])
-    except KafkaException as exc:
-        print(f"error: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
-        return 2
     mode = "http" if args.http else "platform"
     options = LoopOptions(
         bootstrap=settings.bootstrap, topic=updates_topic(prefix),
@@ -112,12 +99,7 @@ def run_sink(args: argparse.Namespace) -> int:
         until_idle=args.until_idle, max_batches=args.max_batches, instance_id=args.instance_id,
         consumer_config=confluent_auth(settings),
     )
-    try:
-        metrics.serve(settings.sink_metrics_port, "sink")
-    except OSError as exc:
-        print(f"error: cannot serve metrics on port {settings.sink_metrics_port}: {exc}",
-              file=sys.stderr)
-        return 2
+    metrics.serve(settings.sink_metrics_port, "sink")
     stop = threading.Event()
     _install_signal_handlers(stop)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,12 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from creditbus.kafka.admin import require_broker
     from creditbus.settings import Settings
     from creditbus.streams.worker import run_worker
 
     settings = Settings.from_env()
-    if not settings.bootstrap:
-        print("error: no broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`",
-              file=sys.stderr)
-        return 2
+    require_broker(settings)
     return run_worker(settings)

@@ -1,4 +1,6 @@
-"""Topic administration with confluent-kafka's AdminClient."""
+"""Topic administration with confluent-kafka's AdminClient, and the one way a command reaches
+the broker: `require_broker` (is one configured?) and `ensure_bus_topics` (the one place the bus
+creates its topics)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from creditbus.errors import BrokerUnavailable
 from creditbus.kafka.clientlog import kafka_logger
+from creditbus.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,50 @@ def delete_topics(admin: AdminClient, names: Iterable[str], timeout: float = 30.
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
+
+
+NO_BROKER = "no Kafka broker: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`"
+
+
+def require_broker(settings: Settings) -> str:
+    """The bootstrap servers of `settings`; BrokerUnavailable when none is configured (the one
+    wording of every command that needs Kafka)."""
+    if not settings.bootstrap:
+        raise BrokerUnavailable(NO_BROKER)
+    return settings.bootstrap
+
+
+def unreachable(settings: Settings, exc: KafkaException) -> BrokerUnavailable:
+    """The error for a broker that did not answer or refused (one line, no traceback)."""
+    reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
+    return BrokerUnavailable(f"cannot reach Kafka at {settings.bootstrap}: {reason}")
+
+
+def bus_admin(settings: Settings) -> AdminClient:
+    """An AdminClient of the configured cluster, authenticated as `settings` say."""
+    from creditbus.kafka.clientconf import confluent_auth
+
+    return admin_client(require_broker(settings), confluent_auth(settings))
+
+
+def ensure_bus_topics(settings: Settings, which: str = "bus", *,
+                      units: Iterable[str] | None = None, admin: AdminClient | None = None,
+                      timeout: float = 30.0) -> list[str]:
+    """Create the missing topics of one set of `creditbus.topics.TOPIC_SETS` (`bus`, `worker`,
+    `sink`, `audit`, `replays`, `raw`) with the prefix, partitions and replication of
+    `settings`; the names created. `units` defaults to the catalog's (the `raw` set needs
+    them). The one place the bus creates topics; BrokerUnavailable when Kafka does not
+    answer."""
+    from creditbus.topics import TOPIC_SETS
+
+    if units is None:
+        from creditbus.catalog import default_catalog
+
+        units = [] if which in ("sink", "audit", "replays") else [
+            u.code for u in default_catalog(settings.catalog_dir).units]
+    specs = TOPIC_SETS[which](settings.topic_prefix, units, settings.partitions,
+                              settings.replication)
+    try:
+        return ensure_topics(admin or bus_admin(settings), specs, timeout)
+    except KafkaException as exc:
+        raise unreachable(settings, exc) from None

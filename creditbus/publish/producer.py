@@ -31,8 +31,8 @@ from creditbus.contract.validation import EventRejected, ValidEvent, validate_ev
 from creditbus.contract.wire import Wire, WireError
 from creditbus.errors import DeliveryError
 from creditbus.identity import redact
-from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
-from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.kafka.admin import ensure_bus_topics, require_broker
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.receipts import ROW_HEADER, Progress, Receipt, wait_for_receipts
 from creditbus.security.envelope import seal_event
 from creditbus.security.keys import public_key_from_settings
@@ -258,10 +258,7 @@ class CreditPublisher:
         self.settings = settings
         self.catalog = catalog if catalog is not None else default_catalog(settings.catalog_dir)
         unit = resolve_unit(self.catalog, unit)
-        if not settings.bootstrap:
-            raise ValueError(
-                "no Kafka bootstrap servers: set CREDITBUS_BOOTSTRAP or run `creditbus kafka up`"
-            )
+        require_broker(settings)
         self.unit = unit
         self.topic = raw_topic(settings.topic_prefix, unit)
         self.wire = wire if wire is not None else default_wire(settings)
@@ -386,9 +383,7 @@ class CreditPublisher:
 
     def ensure_topic(self) -> None:
         """Create the unit's raw topic if it does not exist (the broker does not auto-create)."""
-        admin = admin_client(self.settings.bootstrap, confluent_auth(self.settings))
-        spec = TopicSpec(self.topic, self.settings.partitions, self.settings.replication)
-        ensure_topics(admin, [spec], timeout=30.0)
+        ensure_bus_topics(self.settings, "raw", units=[self.unit])
 
     def _client_error(self, error: Any) -> None:
         self.last_error = str(error)

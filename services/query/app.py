@@ -44,8 +44,8 @@ from creditbus.audit import PURPOSE_MAX_CHARS, AuditRecord, Caller, Result
 from creditbus.catalog import Catalog, default_catalog
 from creditbus.errors import CreditbusError
 from creditbus.identity import IdentifierError, mask_id, parse_resident_id, person_key
-from creditbus.kafka.admin import TopicSpec, admin_client, ensure_topics
-from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.kafka.admin import ensure_bus_topics
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.metrics import PROCESS_STARTED, PROCESS_UP
 from creditbus.settings import Settings
 from creditbus.topics import audit_topic
@@ -327,8 +327,7 @@ def build_service(settings: Settings, tokens_file: Path) -> QueryService:
 
 def ensure_audit_topic(settings: Settings) -> None:
     """Create the audit topic if it is missing (one partition: one ordered trail)."""
-    spec = TopicSpec(audit_topic(settings.topic_prefix), 1, settings.replication)
-    ensure_topics(admin_client(settings.bootstrap, confluent_auth(settings)), [spec])
+    ensure_bus_topics(settings, "audit")
 
 
 def serve(service: QueryService, sock: socket.socket,

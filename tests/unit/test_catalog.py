@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from creditbus.catalog import (
     default_catalog,
     load_catalog,
 )
-from creditbus.cli import catalog_cmd
+from creditbus.cli import main as cli_main
 
 PROGRESS_TABLE = [
     "市委组织部", "市人社局", "市市场监管局", "市应急管理局", "市生态环境局", "市住建局",
@@ -331,10 +330,8 @@ def test_missing_extra_dir(tmp_path: Path) -> None:
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    catalog_cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The command line as the console runs it: its one error path included."""
+    return cli_main.main(argv)
 
 
 def test_cli_listing(capsys, monkeypatch) -> None:

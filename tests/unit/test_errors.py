@@ -57,6 +57,8 @@ def test_help_lists_the_exit_codes() -> None:
 
 @pytest.mark.parametrize(("env", "argv", "code", "start"), [
     ({"CREDITBUS_PARTITIONS": "0"}, ["settings"], 2, "error: CREDITBUS_PARTITIONS: "),
+    ({"CREDITBUS_BOOTSTRAP": ""}, ["topics", "list"], 3, "error: no Kafka broker"),
+    ({"CREDITBUS_BOOTSTRAP": ""}, ["worker"], 3, "error: no Kafka broker"),
 ])
 def test_an_error_is_one_line_and_the_exit_code_of_its_kind(
         env: dict[str, str], argv: list[str], code: int, start: str, tmp_path: Path,

@@ -15,6 +15,7 @@ from creditbus.services.query.listener import ListenerError, bind, tls_context
 
 from creditbus import metrics
 from creditbus.devtools.kafka.ports import free_port
+from creditbus.errors import ConfigError
 from creditbus.settings import SettingsError, environment_variables
 from tests.tls_certs import CertAuthority, ServerCert, issue_server_cert, make_ca
 
@@ -50,7 +51,7 @@ def test_metrics_listen_on_loopback_by_default(clean_env: pytest.MonkeyPatch,
     assert server is not None and server.server_address[0] == "127.0.0.1"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
         assert b"creditbus_process_up" in answer.read()
-    with pytest.raises(OSError):  # a taken port is the caller's one-line error
+    with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{port}: "):
         metrics.serve(port, "test")
 
     clean_env.setenv("CREDITBUS_METRICS_HOST", "0.0.0.0")

@@ -28,13 +28,12 @@ from creditbus.devtools.bench.steps import measure_steps
 from creditbus.devtools.bench.workload import Workload
 from creditbus.devtools.kafka.local import ADMIN_USER, BrokerState, LocalBroker, admin_secret_file
 from creditbus.devtools.kafka.ports import free_port
-from creditbus.kafka.admin import admin_client, ensure_topics
-from creditbus.kafka.clientconf import confluent_auth, confluent_config
+from creditbus.kafka.admin import ensure_bus_topics
+from creditbus.kafka.clientconf import confluent_config
 from creditbus.security.acl import CredentialStore, apply_plan, plan_principals
 from creditbus.settings import Settings
 from creditbus.topics import (
     archive_changelog_topic,
-    bus_topics,
     by_person_topic,
     deadletter_topic,
     raw_topic,
@@ -354,8 +353,8 @@ def run(settings: Settings, *, events: int, rates: tuple[int, ...], rate_seconds
     client = confluent_config(own)
     try:
         units = [u.code for u in catalog.units]
-        ensure_topics(admin_client(state.bootstrap, confluent_auth(own)),
-                      bus_topics(prefix, units, settings.partitions, 1))
+        ensure_bus_topics(own.model_copy(update={"topic_prefix": prefix, "replication": 1}),
+                          units=units)
         principals = bus_principals(own, prefix, units, workdir / "home") if secure else {}
         workload = Workload(catalog, prefix, seed=8)
         _progress(f"Pre-producing {events:,} events ...")

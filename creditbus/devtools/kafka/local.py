@@ -27,7 +27,7 @@ from pathlib import Path
 from creditbus.devtools.kafka.jars import ensure_broker_jars
 from creditbus.devtools.kafka.ports import free_port, port_is_free
 from creditbus.devtools.kafka.toolchain import PrerequisiteError, find_java
-from creditbus.errors import BrokerUnavailable
+from creditbus.errors import ConfigError
 from creditbus.kafka.tls import CA_CERT, LOCAL_NAMES, BrokerTls, ensure_broker_certificate
 from creditbus.settings import broker_state_file
 
@@ -41,7 +41,7 @@ BROKER_CERT_NAME = "broker"
 listener, where the broker authenticates with that certificate."""
 
 
-class BrokerError(BrokerUnavailable, RuntimeError):
+class BrokerError(ConfigError, RuntimeError):
     """The local broker could not be started or stopped."""
 
 
