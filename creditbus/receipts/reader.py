@@ -153,7 +153,8 @@ def wait_for_receipts(settings: Any, unit: str, event_ids: Collection[str], *,
 def read_receipts(settings: Any, units: Iterable[str], *, since_ms: int | None = None,
                   timeout_s: float = 60.0) -> list[Receipt]:
     """Every receipt of `units` decided at or after `since_ms`, up to the end of each topic as
-    it was when the read began, each once (repeats after a crash removed), in topic order."""
+    it was when the read began, once per key and inbound position (a repeat after a crash is
+    byte-identical; should a re-decision differ, the last one counts: docs/receipts.md)."""
     units = list(units)
     found: dict[tuple[bytes, tuple[str, int, int]], Receipt] = {}
     consumer = _consumer(settings, units[0] if len(units) == 1 else None)
@@ -186,7 +187,7 @@ def read_receipts(settings: Any, units: Iterable[str], *, since_ms: int | None =
                     position[(msg.topic(), msg.partition())] = msg.offset() + 1
             for receipt in _receipts(batch):
                 if since_ms is None or receipt.decided_at >= since_ms:
-                    found.setdefault((receipt.key, receipt.position), receipt)
+                    found[(receipt.key, receipt.position)] = receipt  # the last decision
     finally:
         consumer.close()
     return list(found.values())
