@@ -143,12 +143,17 @@ def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
 
 
 def _write_samples(directory: Path, rows: int, seed: int) -> list[tuple[str, Path]]:
+    """The sample files, and next to each the blank template its unit fills in
+    (`creditbus template`)."""
     from creditbus.devtools.sample import write_sample_file
+    from creditbus.publish.template import default_file_name, write_template
 
+    catalog = default_catalog()
     files = []
     for i, unit in enumerate(DEMO_UNITS):
         suffix = ".xlsx" if i % 2 == 0 else ".csv"
         path = write_sample_file(directory / f"{unit}{suffix}", unit, rows, seed + i)
-        print(f"  {path.name}: {rows} rows")
+        template = write_template(directory / default_file_name(catalog, unit), catalog, unit)
+        print(f"  {path.name}: {rows} rows; blank template {template.name}")
         files.append((unit, path))
     return files

@@ -24,6 +24,7 @@ COMMANDS = (
     "creditbus.cli.bench_cmd",
     "creditbus.cli.audit_cmd",
     "creditbus.cli.deadletters_cmd",
+    "creditbus.cli.template_cmd",
     "creditbus.cli.acl_cmd",
     "creditbus.cli.keys_cmd",
     "creditbus.cli.worker_cmd",
