@@ -51,7 +51,7 @@ FIELD_NAMES: Final[dict[str, str]] = {
 }
 WHOLE_EVENT: Final = "整条记录"
 
-ACTIONS_ALLOWED: Final = ("新增", "更新", "修改", "变更", "撤销", "撤回", "删除")
+ACTIONS_ALLOWED: Final = ("新增", "更新", "修改", "变更", "撤销", "撤回", "删除", "修复")
 BOOLEANS_ALLOWED: Final = ("是", "否")
 DATE_FORMATS: Final = ("2024-02-26", "2024/2/26", "2024年2月26日", "20240226", "Excel 日期")
 STATIC_ALLOWED: Final[dict[str, tuple[str, ...]]] = {

@@ -21,7 +21,7 @@ from typing import Any, Final
 from creditbus.catalog.models import Catalog
 from creditbus.contract import reasons as R
 from creditbus.contract.jsonform import CHINA_TZ
-from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS
+from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS, REPAIR_RECORD
 from creditbus.errors import ConfigError, ContractError
 from creditbus.publish.messages import STATIC_ALLOWED, ReportMessages, message, shown
 
@@ -120,6 +120,15 @@ COLUMN_TABLE: Final[tuple[ColumnEntry, ...]] = (
     ("note_title", "事项", "note_title", "note", "content.title", "text", ("事项名称",)),
     ("detail", "具体内容", "detail", "note", "content.detail", "text", ("事项内容",)),
     ("attributes", "扩展属性", "attributes", "note", "content.attributes", "map", ()),
+    # CreditRepair (信用修复决定): rows whose 操作 is 修复 (docs/contract.md, *Credit repair*)
+    ("repair_decision_number", "修复决定文书号", "repair_decision_number", "repair",
+     "content.decision_number", "text", ("信用修复决定文书号", "修复文书号")),
+    ("repair_decision_date", "修复决定日期", "repair_decision_date", "repair",
+     "content.decision_date", "date", ("信用修复日期", "修复日期")),
+    ("repair_authority", "修复决定单位", "repair_authority", "repair", "content.authority",
+     "text", ("作出修复决定的单位", "修复单位")),
+    ("repair_authority_uscc", "修复决定单位统一社会信用代码", "repair_authority_uscc", "repair",
+     "content.authority_uscc", "uscc", ()),
 )
 
 REQUIRED_COLUMNS: Final = ("name", "id_number", "category", "record_id")
@@ -133,11 +142,13 @@ OCCURRED_FALLBACK: Final[dict[str, str]] = {
     "complaint": "received_date",
     "training": "completed_date",
     "qualification": "issued_date",
+    "repair": "repair_decision_date",
 }
 
 ACTION_WORDS: Final[dict[str, str]] = {
     "新增": "UPSERT", "更新": "UPSERT", "修改": "UPSERT", "变更": "UPSERT", "upsert": "UPSERT",
     "撤销": "RETRACT", "撤回": "RETRACT", "删除": "RETRACT", "retract": "RETRACT",
+    "修复": "REPAIR", "信用修复": "REPAIR", "repair": "REPAIR",
 }
 BOOL_WORDS: Final[dict[str, bool]] = {
     "是": True, "属实": True, "true": True, "yes": True, "y": True, "1": True,
@@ -159,7 +170,7 @@ IMPORT_REASONS: Final[dict[str, str]] = {
     BAD_NUMBER: "An amount, year or hours cell is not a number (or a fine has more than two "
     "decimals).",
     BAD_BOOLEAN: "是否属实 is not 是/否.",
-    BAD_ACTION: "操作 is not 新增 or 撤销.",
+    BAD_ACTION: "操作 is not 新增, 撤销 or 修复.",
     BAD_ATTRIBUTES: "扩展属性 is not `key=value; key=value` or a JSON object of strings.",
     ID_STORED_AS_NUMBER: "The ID number cell is an Excel number, which loses the last digits; "
     "format the column as text.",
@@ -478,8 +489,10 @@ def _content_columns(kind: str, record: str) -> tuple[tuple[Column, str, bool], 
     return tuple(out)
 
 
+_KIND_RECORDS: Final[dict[str, str]] = {**CONTENT_KIND_RECORDS, "repair": REPAIR_RECORD}
+"""Content kind -> record; `repair` is the content of a REPAIR row, whatever its category."""
 _CONTENT_COLUMNS: Final[dict[str, tuple[tuple[Column, str, bool], ...]]] = {
-    kind: _content_columns(kind, record) for kind, record in CONTENT_KIND_RECORDS.items()
+    kind: _content_columns(kind, record) for kind, record in _KIND_RECORDS.items()
 }
 
 
@@ -518,12 +531,12 @@ class RowConverter:
             if domain is None:
                 raise self._error(R.UNKNOWN_DOMAIN, "domain", row["domain"])
 
-        kind = names.content_kinds[category]
+        kind = "repair" if action == "REPAIR" else names.content_kinds[category]
         occurred = None
         if not _blank(row.get("occurred_date")):
             occurred = parse_date(row["occurred_date"], "occurred_date")
         content = None
-        if action == "UPSERT":
+        if action in ("UPSERT", "REPAIR"):
             content = self._content(kind, row, occurred)
         if occurred is None:
             occurred = self._fallback_date(kind, row)
@@ -615,7 +628,7 @@ class RowConverter:
             fields["event_date"] = occurred
         if kind == "penalty" and fields["penalty_types"] == []:
             raise self._error(R.EMPTY_FIELD, "penalty_types", row.get("penalty_types"))
-        return (CONTENT_KIND_RECORDS[kind], fields)
+        return (_KIND_RECORDS[kind], fields)
 
     @staticmethod
     def _cell(column: Column, value: Any) -> Any:

@@ -464,3 +464,42 @@ def test_the_query_views_show_a_repaired_record_as_repaired_and_never_publicly()
     assert in_public_view(before, today) and record_status(before, today) == "public"
     view = archive_view(Principal("网站", "public"), person, [before], [], catalog, today)
     assert view is not None and view["records"][0]["status_name"] == "公示中"
+
+
+# -- the spreadsheet import and the JSON form ----------------------------------------------------
+
+
+def test_a_spreadsheet_row_with_operation_repair_becomes_a_valid_repair_event() -> None:
+    from creditbus.publish.row_events import RowConverter, keyed_row, map_headers
+
+    row = {"姓名": "刘建华", "身份证号码": ID, "人群类别": "律师", "信息类别": "执业处罚情况",
+           "记录编号": "SFJ-CF-2026-0001", "操作(新增/撤销)": "修复",
+           "修复决定文书号": "赣司修〔2026〕3号", "修复决定日期": "2026年5月1日",
+           "修复决定单位": "赣州市司法局"}
+    assert set(map_headers(list(row)).positions) >= {
+        "repair_decision_number", "repair_decision_date", "repair_authority"}
+    datum = RowConverter(default_catalog(), "justice").convert(keyed_row(row))
+    assert datum["action"] == "REPAIR" and datum["severity"] is None
+    assert datum["content"] == ("cn.gov.ganzhou.creditbus.CreditRepair", {
+        "decision_number": "赣司修〔2026〕3号", "decision_date": date(2026, 5, 1),
+        "authority": "赣州市司法局", "authority_uscc": None})
+    assert datum["occurred_at"] == datetime(2026, 5, 1, tzinfo=CST)  # from the decision date
+    datum.update(published_at=datetime(2026, 5, 1, 9, tzinfo=CST))
+    datum["event_id"] = derive_event_id(datum)
+    validate_event(datum, default_catalog(), now_ms=NOW_MS, topic_unit="justice")
+
+
+def test_the_json_form_of_a_repair() -> None:
+    from creditbus.contract.jsonform import from_json, to_json
+
+    store = SchemaStore()
+    schema = store.current("CreditEvent")
+    datum = repair_datum()
+    text = to_json(schema, datum)
+    assert text["action"] == "REPAIR"
+    assert text["content"] == {"CreditRepair": {
+        "decision_number": "赣司修〔2026〕3号", "decision_date": "2026-05-01",
+        "authority": "赣州市司法局", "authority_uscc": None}}
+    again = from_json(schema, json.loads(json.dumps(text, ensure_ascii=False)))
+    assert derive_event_id(again) == datum["event_id"]
+    validate_event(again, default_catalog(), now_ms=NOW_MS)
