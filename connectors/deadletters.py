@@ -68,8 +68,8 @@ class DeadLetters:
                                  f"errors: {errors[:3]})")
         for reason, topic, partition, offset in self._queued:
             metrics.DEAD_LETTERS.labels(STAGE, reason).inc()
-            log.warning("dead letter: %s at %s[%d]@%d -> %s", reason, topic, partition, offset,
-                        self.topic)
+            log.warning("dead letter: stage=%s reason=%s source=%s[%d]@%d", STAGE, reason,
+                        topic, partition, offset)
         self._queued = []
 
     def close(self) -> None:

@@ -160,7 +160,8 @@ def test_sink_dead_letter_is_logged_once_and_replays_to_the_updates_topic_once(
         sink_dead_letters.flush()
     sink_dead_letters.close()
     logged = [r.getMessage() for r in caplog.records if r.name == "creditbus.sink"]
-    assert logged == [f"dead letter: SINK_CONSTRAINT_VIOLATION at {updates}[0]@7 -> {dlq}"]
+    assert logged == [f"dead letter: stage=sink reason=SINK_CONSTRAINT_VIOLATION "
+                      f"source={updates}[0]@7"]
 
     cli = Console(bus_env, monkeypatch, capsys)
     listed = cli("list", "--stage", "sink", "--json")
