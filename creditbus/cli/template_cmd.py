@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from creditbus.catalog import default_catalog
     from creditbus.publish.producer import resolve_unit
     from creditbus.publish.row_events import CatalogNames
-    from creditbus.publish.template import TemplateError, default_file_name, write_template
+    from creditbus.publish.template import default_file_name, write_template
     from creditbus.settings import Settings
 
     catalog = default_catalog(Settings.from_env().catalog_dir)
@@ -48,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: a template is an .xlsx file")
     try:
         write_template(out, catalog, unit, group)
-    except TemplateError as exc:
-        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"{out}: cannot be written ({exc.strerror})") from None
     print(out)

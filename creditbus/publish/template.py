@@ -27,6 +27,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from creditbus.catalog.models import Catalog, Group
 from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS
 from creditbus.contract.validation import common_categories
+from creditbus.errors import ConfigError
 from creditbus.publish.messages import BOOLEANS_ALLOWED, DATE_FORMATS
 from creditbus.publish.row_events import ACTION_WORDS, COLUMNS, Column
 
@@ -70,7 +71,7 @@ _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _REQUIRED_FILL = PatternFill("solid", fgColor="FCE4D6")
 
 
-class TemplateError(ValueError):
+class TemplateError(ConfigError, ValueError):
     """The unit or group cannot have a template (the message names the allowed values)."""
 
 
