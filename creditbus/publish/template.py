@@ -25,7 +25,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from creditbus.catalog.models import Catalog, Group
-from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS
+from creditbus.contract.models import CONTENT_KIND_RECORDS, CONTENT_MODELS, REPAIR_RECORD
 from creditbus.contract.validation import common_categories
 from creditbus.errors import ConfigError
 from creditbus.publish.messages import BOOLEANS_ALLOWED, DATE_FORMATS
@@ -40,7 +40,7 @@ ROWS: Final = 10_000
 KIND_NAMES: Final[dict[str, str]] = {
     "penalty": "行政处罚类", "assessment": "年度考核类", "career": "从业履历类",
     "reward": "奖励表彰类", "complaint": "投诉申诉类", "training": "教育培训类",
-    "qualification": "资质资格类", "note": "其他事项类",
+    "qualification": "资质资格类", "note": "其他事项类", "repair": "信用修复（操作为“修复”）的行",
 }
 COMMON_REQUIRED: Final = frozenset({"name", "id_number", "group", "category", "record_id"})
 HINTS: Final[dict[str, str]] = {
@@ -62,7 +62,11 @@ HINTS: Final[dict[str, str]] = {
     "hours": "数字，如 24 或 7.5",
     "substantiated": "是 或 否",
     "attributes": "可留空；格式：键=值；键=值",
+    "repair_decision_date": "信用修复决定的日期，不晚于报送当天",
 }
+OPTIONAL_CONTENT: Final = frozenset({"attributes"})
+"""Content columns the importer fills in when blank, though the model requires them."""
+KIND_RECORDS: Final[dict[str, str]] = {**CONTENT_KIND_RECORDS, "repair": REPAIR_RECORD}
 TYPE_HINTS: Final[dict[str, str]] = {
     "date": "日期，如 " + "、".join(DATE_FORMATS[:3]),
     "uscc": "18 位统一社会信用代码",
@@ -122,6 +126,8 @@ def template_spec(catalog: Catalog, unit: str, group: str | None = None) -> Temp
         if column.key == "unit" or (column.key == "severity" and not dishonesty):
             continue  # the unit is the one publishing; severity only for dishonesty records
         kind = column.content_kind
+        if kind == "repair" and not dishonesty:
+            continue  # only dishonesty records are repaired
         if kind is not None and kind in CONTENT_KIND_RECORDS and kind not in kinds:
             continue
         columns.append(TemplateColumn(column, _required(column, len(groups)), _hint(column)))
@@ -136,12 +142,13 @@ def _required(column: Column, groups: int) -> str:
     if column.key == "severity":
         return "失信类记录必填"
     kind = column.content_kind
-    if kind is None or kind not in CONTENT_KIND_RECORDS or column.field is None:
+    if kind is None or kind not in KIND_RECORDS or column.field is None:
         return "选填"
-    model = CONTENT_MODELS[CONTENT_KIND_RECORDS[kind]]
+    model = CONTENT_MODELS[KIND_RECORDS[kind]]
     info = model.model_fields.get(column.field.removeprefix("content."))
     what = KIND_NAMES.get(kind, kind)
-    return f"{what}必填" if info is not None and info.is_required() else f"{what}选填"
+    required = info is not None and info.is_required() and column.key not in OPTIONAL_CONTENT
+    return f"{what}必填" if required else f"{what}选填"
 
 
 def _hint(column: Column) -> str:
@@ -262,7 +269,8 @@ def _instructions(sheet: Worksheet, spec: TemplateSpec, catalog: Catalog) -> Non
         ("2. 人群类别、信息类别、严重程度、重点领域只能从下拉列表选择；输入其他内容会被拒绝。",),
         ("3. 身份证号码一列已设为文本格式，请完整填写 18 位号码，不要改为数字格式。",),
         ("4. 日期可填 " + "、".join(DATE_FORMATS) + "。",),
-        ("5. 同一条记录更新时沿用原记录编号重新报送；撤销时“操作”选“撤销”，并填写发生日期。",),
+        ("5. 同一条记录更新时沿用原记录编号重新报送；撤销时“操作”选“撤销”，并填写发生日期；"
+         "失信记录经信用修复后，沿用原记录编号、“操作”选“修复”，并填写修复决定的各列。",),
         ("6. 填好后由本单位报送（creditbus publish --unit " + spec.unit_code + " 文件名 --wait），"
          "或交信用办导入；报送后可查看每一行的回执（已接收、重复、被拒及原因）。",),
         ("7. 被拒的行在错误报告中列出行号、列名、填写的值（身份证号码已遮蔽）和原因，"
