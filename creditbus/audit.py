@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from creditbus.contract.canonical import format_timestamp
 from creditbus.identity import redact
@@ -85,3 +94,77 @@ class AuditRecord(BaseModel):
 def now_text() -> str:
     now = datetime.now(UTC)
     return format_timestamp(now.replace(microsecond=now.microsecond // 1000 * 1000))
+
+
+# -- reading the trail (`creditbus audit`, the portal's audit page) -------------------------
+
+SEEK_SLACK = timedelta(minutes=1)
+"""`since` seeks by message timestamp, which is the producer's clock; read a little earlier."""
+
+
+def person_matches(wanted: str | None, key: str | None) -> bool:
+    if not wanted:
+        return True
+    wanted = wanted.strip().lower()
+    if key is None:
+        return False
+    return key == wanted or (len(wanted) >= 8 and key.startswith(wanted))
+
+
+def read_audit(client_config: dict[str, Any], topic: str, *, since: datetime | None = None,
+               person: str | None = None, timeout: float = 30.0) -> Iterator[AuditRecord]:
+    """The audit records on `topic` (up to its end at the start of the call), filtered.
+
+    `client_config`: bootstrap servers and authentication (`clientconf.confluent_config`).
+    """
+    consumer = Consumer({
+        **client_config, "group.id": f"creditbus-audit-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    })
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            return
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for partition in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=timeout)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        if not ends:
+            return
+        if since is not None:
+            ms = int((since - SEEK_SLACK).timestamp() * 1000)
+            wanted = [TopicPartition(topic, tp.partition, ms) for tp in starts]
+            found = consumer.offsets_for_times(wanted, timeout=timeout)
+            # -1 (or the end): nothing that late
+            starts = [tp for tp in found if 0 <= tp.offset < ends[tp.partition]]
+            if not starts:
+                return
+        consumer.assign(starts)
+        pending = {tp.partition for tp in starts}
+        while pending:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise TimeoutError(f"no message from {topic} within {timeout:.0f} s")
+            if msg.error():
+                raise KafkaException(msg.error())
+            partition, offset = msg.partition(), msg.offset()
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
+            if offset >= ends[partition]:
+                continue
+            try:
+                record = AuditRecord.from_bytes(msg.value() or b"")
+            except ValidationError:
+                continue  # not an audit record: skip, never fail the listing
+            if since is not None and record.at_datetime() < since:
+                continue
+            if not person_matches(person, record.person_key):
+                continue
+            yield record
+    finally:
+        consumer.close()

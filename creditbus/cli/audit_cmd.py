@@ -11,15 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from pydantic import ValidationError
+from confluent_kafka import KafkaException
 
-from creditbus.audit import AuditRecord
+from creditbus.audit import AuditRecord, person_matches, read_audit  # noqa: F401 - re-exported
 from creditbus.errors import BrokerUnavailable
 from creditbus.kafka.admin import require_broker
 from creditbus.kafka.clientconf import confluent_config
@@ -27,8 +23,6 @@ from creditbus.settings import Settings
 from creditbus.topics import audit_topic
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-SEEK_SLACK = timedelta(minutes=1)
-"""--since seeks by message timestamp, which is the producer's clock; read a little earlier."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,74 +47,6 @@ def parse_since(text: str) -> datetime:
             raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
         value = datetime(day.year, day.month, day.day)
     return value if value.tzinfo else value.replace(tzinfo=BEIJING)
-
-
-def person_matches(wanted: str | None, key: str | None) -> bool:
-    if not wanted:
-        return True
-    wanted = wanted.strip().lower()
-    if key is None:
-        return False
-    return key == wanted or (len(wanted) >= 8 and key.startswith(wanted))
-
-
-def read_audit(client_config: dict[str, Any], topic: str, *, since: datetime | None = None,
-               person: str | None = None, timeout: float = 30.0) -> Iterator[AuditRecord]:
-    """The audit records on `topic` (up to its end at the start of the call), filtered.
-
-    `client_config`: bootstrap servers and authentication (`clientconf.confluent_config`).
-    """
-    consumer = Consumer({
-        **client_config, "group.id": f"creditbus-audit-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-    })
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
-            return
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in sorted(info.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=timeout)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        if not ends:
-            return
-        if since is not None:
-            ms = int((since - SEEK_SLACK).timestamp() * 1000)
-            wanted = [TopicPartition(topic, tp.partition, ms) for tp in starts]
-            found = consumer.offsets_for_times(wanted, timeout=timeout)
-            # -1 (or the end): nothing that late
-            starts = [tp for tp in found if 0 <= tp.offset < ends[tp.partition]]
-            if not starts:
-                return
-        consumer.assign(starts)
-        pending = {tp.partition for tp in starts}
-        while pending:
-            msg = consumer.poll(timeout)
-            if msg is None:
-                raise TimeoutError(f"no message from {topic} within {timeout:.0f} s")
-            if msg.error():
-                raise KafkaException(msg.error())
-            partition, offset = msg.partition(), msg.offset()
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-            if offset >= ends[partition]:
-                continue
-            try:
-                record = AuditRecord.from_bytes(msg.value() or b"")
-            except ValidationError:
-                continue  # not an audit record: skip, never fail the listing
-            if since is not None and record.at_datetime() < since:
-                continue
-            if not person_matches(person, record.person_key):
-                continue
-            yield record
-    finally:
-        consumer.close()
 
 
 def format_line(record: AuditRecord) -> str:

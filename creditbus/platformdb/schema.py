@@ -16,7 +16,9 @@ from dataclasses import dataclass
 SQLITE = "sqlite"
 POSTGRES = "postgres"
 
-TABLES = ("cb_person", "cb_record", "cb_update_log", "cb_sink_offset", "cb_schema_version")
+TABLES = ("cb_person", "cb_record", "cb_update_log", "cb_sink_offset", "cb_schema_version",
+          "cb_portal_account", "cb_portal_session", "cb_portal_submission", "cb_portal_outcome",
+          "cb_portal_progress", "cb_portal_progress_history")
 """Every table of the platform schema."""
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -25,6 +27,12 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "cb_update_log": ("person_key", "version"),
     "cb_sink_offset": ("consumer_group", "topic", "partition"),
     "cb_schema_version": ("version",),
+    "cb_portal_account": ("username",),
+    "cb_portal_session": ("session_hash",),
+    "cb_portal_submission": ("submission_id",),
+    "cb_portal_outcome": ("submission_id", "source_row"),
+    "cb_portal_progress": ("unit",),
+    "cb_portal_progress_history": ("unit", "version"),
 }
 
 BOOLEAN_COLUMNS = frozenset({"is_public", "is_retracted", "is_repaired"})
@@ -159,6 +167,86 @@ _POSTGRES_V1 = (
     "CREATE INDEX cb_record_public ON cb_record (is_public, disclosure_end)",
 )
 
+# -- migration 3: the web portal's accounts, sessions, submissions and progress rows ---------
+# Times are milliseconds since the epoch (UTC) in both dialects: the portal only orders and
+# shows them. Identity numbers are never stored here (outcome values are masked).
+
+
+def _portal_tables(text: str, big: str) -> tuple[str, ...]:
+    """The portal's tables; `text` and `big` are the dialect's text and 64-bit integer types."""
+    return (
+        f"""CREATE TABLE cb_portal_account (
+    username      {text} NOT NULL PRIMARY KEY,
+    role          {text} NOT NULL CHECK (role IN ('unit', 'office')),
+    unit          {text},
+    display_name  {text} NOT NULL,
+    password_hash {text} NOT NULL,
+    created_at    {big}  NOT NULL,
+    disabled      {big}  NOT NULL DEFAULT 0,
+    CHECK ((role = 'unit') = (unit IS NOT NULL))
+)""",
+        f"""CREATE TABLE cb_portal_session (
+    session_hash {text} NOT NULL PRIMARY KEY,
+    username     {text} NOT NULL,
+    csrf_token   {text} NOT NULL,
+    purpose      {text},
+    created_at   {big}  NOT NULL,
+    expires_at   {big}  NOT NULL
+)""",
+        f"""CREATE TABLE cb_portal_submission (
+    submission_id {text} NOT NULL PRIMARY KEY,
+    unit          {text} NOT NULL,
+    username      {text} NOT NULL,
+    filename      {text} NOT NULL,
+    started_at    {big}  NOT NULL,
+    finished_at   {big},
+    status        {text} NOT NULL,
+    total_rows    {big}  NOT NULL DEFAULT 0,
+    published     {big}  NOT NULL DEFAULT 0,
+    accepted      {big}  NOT NULL DEFAULT 0,
+    duplicates    {big}  NOT NULL DEFAULT 0,
+    rejected      {big}  NOT NULL DEFAULT 0,
+    pending       {big}  NOT NULL DEFAULT 0,
+    message       {text}
+)""",
+        "CREATE INDEX cb_portal_submission_unit ON cb_portal_submission (unit, started_at)",
+        f"""CREATE TABLE cb_portal_outcome (
+    submission_id {text} NOT NULL,
+    source_row    {big}  NOT NULL,
+    outcome       {text} NOT NULL,
+    record_id     {text},
+    event_id      {text},
+    reason        {text},
+    message       {text},
+    field         {text},
+    value         {text},
+    PRIMARY KEY (submission_id, source_row)
+)""",
+        f"""CREATE TABLE cb_portal_progress (
+    unit       {text} NOT NULL PRIMARY KEY,
+    documents  {text} NOT NULL,
+    next_step  {text} NOT NULL,
+    remark     {text} NOT NULL,
+    version    {big}  NOT NULL,
+    updated_at {big}  NOT NULL,
+    updated_by {text} NOT NULL
+)""",
+        f"""CREATE TABLE cb_portal_progress_history (
+    unit       {text} NOT NULL,
+    version    {big}  NOT NULL,
+    documents  {text} NOT NULL,
+    next_step  {text} NOT NULL,
+    remark     {text} NOT NULL,
+    changed_at {big}  NOT NULL,
+    changed_by {text} NOT NULL,
+    PRIMARY KEY (unit, version)
+)""",
+    )
+
+
+PORTAL_TABLES = ("cb_portal_account", "cb_portal_session", "cb_portal_submission",
+                 "cb_portal_outcome", "cb_portal_progress", "cb_portal_progress_history")
+
 # -- migration 2: credit repair (信用修复): a record marked repaired, with its decision --------
 # Added columns with defaults: rows written before read as not repaired, which is what their
 # update-log bodies (without a `repair`) say, so `creditbus verify` agrees without a backfill.
@@ -185,6 +273,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               {SQLITE: _SQLITE_V1, POSTGRES: _POSTGRES_V1}),
     Migration(2, "credit repair: cb_record.is_repaired and the repair decision",
               {SQLITE: _SQLITE_V2, POSTGRES: _POSTGRES_V2}),
+    Migration(3, "web portal: accounts, sessions, submissions, outcomes, progress rows",
+              {SQLITE: _portal_tables("TEXT", "INTEGER"),
+               POSTGRES: _portal_tables("text", "bigint")}),
 )
 
 
@@ -209,6 +300,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "cb_update_log": ("SELECT", "INSERT"),
         "cb_sink_offset": ("SELECT", "INSERT", "UPDATE"),
         "cb_schema_version": ("SELECT",),
+        **{table: () for table in PORTAL_TABLES},
     },
     READER_ROLE: {
         "cb_person": ("SELECT",),
@@ -216,6 +308,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "cb_update_log": ("SELECT",),
         "cb_sink_offset": (),
         "cb_schema_version": ("SELECT",),
+        **{table: () for table in PORTAL_TABLES},
     },
 }
 """Table privileges of the run-time roles, exactly (`creditbus db migrate` revokes anything
