@@ -31,6 +31,7 @@ COMMANDS = (
     "creditbus.cli.sink_cmd",
     "creditbus.cli.query_cmd",
     "creditbus.cli.report_cmd",
+    "creditbus.cli.portal_cmd",
 )
 
 
@@ -66,6 +67,8 @@ def _refuse_development_defaults(args: argparse.Namespace) -> None:
     command = str(args.command)
     if command == "query" and getattr(args, "query_action", None):
         return  # token management only touches the tokens file
+    if command == "portal" and getattr(args, "portal_action", None):
+        return  # account management only touches the portal's accounts
     refuse_development_defaults(Settings.from_env(), command)
 
 

@@ -24,6 +24,7 @@ COMMAND_USES: dict[str, tuple[str, ...]] = {
     "publish": (KAFKA,),
     "sink": (KAFKA, DATABASE),
     "query": (PERSON_KEY, KAFKA, DATABASE),
+    "portal": (PERSON_KEY, KAFKA, DATABASE),
     "verify": (DATABASE,),
     "report": (DATABASE,),
     "db": (DATABASE,),

@@ -1,0 +1,1 @@
+"""The web portal of units and the credit office (docs/portal.md)."""
