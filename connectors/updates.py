@@ -21,9 +21,8 @@ import orjson
 from creditbus.connectors.errors import TransientError
 
 from creditbus.archive.chain import hashed_bytes, link_hash
+from creditbus.constants import ARCHIVE_UPDATE
 from creditbus.contract.wire import Wire, WireError
-
-ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 
 NOT_AN_UPDATE = "SINK_NOT_AN_ARCHIVE_UPDATE"
 HASH_MISMATCH = "SINK_HASH_MISMATCH"

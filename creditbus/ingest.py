@@ -11,6 +11,7 @@ from typing import Any
 
 from creditbus.archive.event import EnrichedEvent
 from creditbus.catalog.models import Catalog
+from creditbus.constants import CREDIT_EVENT
 from creditbus.contract.validation import EventRejected, validate_event
 from creditbus.contract.wire import Wire, WireError
 from creditbus.enrich import enrich
@@ -19,7 +20,6 @@ from creditbus.receipts.texts import masked_value
 from creditbus.security.envelope import FieldProtectionError, open_event
 from creditbus.topics import unit_of_raw_topic
 
-CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
 UNEXPECTED_SCHEMA = "UNEXPECTED_SCHEMA"
 
 

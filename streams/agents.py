@@ -44,6 +44,7 @@ from creditbus.archive.event import (
 )
 from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import china_date
+from creditbus.constants import ARCHIVE_UPDATE
 from creditbus.contract.reasons import ARCHIVE_REASONS
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import dead_letter_headers
@@ -53,7 +54,6 @@ from creditbus.topics import by_person_topic, deadletter_topic, receipts_topic, 
 
 log = logging.getLogger("creditbus.worker")
 
-ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 DAY_MS = 86_400_000
 ARCHIVE_BATCH = 200
 """Packs per batch: each holds up to a few thousand events."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from creditbus.connectors.platform.sink import PlatformWriter
@@ -23,15 +23,15 @@ from creditbus.archive.person import apply_event
 from creditbus.archive.timeutil import datetime_to_ms
 from creditbus.archive.update import Update
 from creditbus.catalog import Catalog, default_catalog
+from creditbus.constants import ARCHIVE_UPDATE
+from creditbus.constants import CHINA_TZ as BEIJING
 from creditbus.contract.canonical import canonical_json
 from creditbus.contract.wire import Wire
 from creditbus.identity import make_resident_id, mask_id, parse_resident_id, person_key
 from creditbus.platformdb.db import open_db
 
 SECRET = b"test-secret"  # = CREDITBUS_PERSON_KEY_SECRET of the `bus_env` fixture
-BEIJING = timezone(timedelta(hours=8))
 TODAY = datetime.now(BEIJING).date()
-ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 CONTENT_TYPES = {"penalty": "Penalty", "assessment": "Assessment", "career": "CareerEntry",
                  "reward": "Reward", "complaint": "Complaint", "training": "Training",
                  "qualification": "Qualification", "note": "Note"}

@@ -18,12 +18,12 @@ from decimal import Decimal
 from typing import Any
 
 from creditbus.catalog import Catalog, default_catalog
+from creditbus.constants import CREDIT_EVENT
 from creditbus.contract.schemas import tagged
 from creditbus.contract.wire import Wire
 from creditbus.identity import make_resident_id, person_key
 from creditbus.topics import raw_topic
 
-CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
 DIVISIONS = ("360702", "360703", "360704", "360722", "360781", "360733")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗钟曾谢邱"
 GIVEN = "建华伟芳敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英"

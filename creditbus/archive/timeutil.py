@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+from creditbus.constants import CHINA_TZ
 
 
 def ms_to_datetime(ms: int) -> datetime:

@@ -21,10 +21,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from creditbus.constants import CHINA_TZ
 from creditbus.contract.canonical import format_decimal
 from creditbus.contract.schemas import SchemaVersion
 
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 _EPOCH_DAY = date(1970, 1, 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}

@@ -17,9 +17,9 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from creditbus.constants import NAMESPACE
 from creditbus.errors import ConfigError
 
-NAMESPACE = "cn.gov.ganzhou.creditbus"
 """Namespace of every creditbus record."""
 
 _VERSIONED = re.compile(r"^(?P<stem>.+)\.v(?P<version>[0-9]+)$")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from creditbus.catalog import Catalog, default_catalog
+from creditbus.constants import CREDIT_EVENT
 from creditbus.contract import reasons as R
 from creditbus.contract.canonical import derive_event_id
 from creditbus.contract.jsonform import from_json, is_json_form
@@ -38,8 +39,6 @@ from creditbus.security.envelope import seal_event
 from creditbus.security.keys import public_key_from_settings
 from creditbus.settings import Settings
 from creditbus.topics import raw_topic
-
-CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,  # no duplicates or reordering on retries

@@ -26,7 +26,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -42,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from creditbus import metrics
 from creditbus.audit import PURPOSE_MAX_CHARS, AuditRecord, Caller, Result
 from creditbus.catalog import Catalog, default_catalog
+from creditbus.constants import CHINA_TZ
 from creditbus.errors import CreditbusError
 from creditbus.identity import IdentifierError, mask_id, parse_resident_id, person_key
 from creditbus.kafka.admin import ensure_bus_topics
@@ -52,7 +53,6 @@ from creditbus.topics import audit_topic
 
 log = logging.getLogger(__name__)
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 PURPOSE_HEADER = "X-Query-Purpose"
 MAX_BODY_BYTES = 16 * 1024
 _PERSON_KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -251,7 +251,7 @@ class QueryService:
 
 
 def beijing_today() -> date:
-    return datetime.now(BEIJING).date()
+    return datetime.now(CHINA_TZ).date()
 
 
 def _purpose(header: str | None, body_value: Any) -> str | None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from creditbus.catalog import Catalog, Group, Unit
+from creditbus.constants import CHINA_TZ
 from creditbus.platformdb.db import PlatformDB
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 TITLE = "重点人群信用档案建设情况表"
 FACTS_TITLE = "重点人群信用档案统计（按单位、人群）"
 GROUPS_TITLE = "重点人群信用档案汇总（按人群）"
@@ -188,7 +188,7 @@ class ProgressReport:
 
 
 def format_time(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else value.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _round(value: float | None) -> float | str:
@@ -254,7 +254,7 @@ def _row(unit: Unit, facts: PlatformFacts) -> ProgressRow:
 def build_report(catalog: Catalog, facts: PlatformFacts,
                  now: datetime | None = None) -> ProgressReport:
     """The report from aggregated facts (pure: no I/O)."""
-    generated = (now or datetime.now(BEIJING)).astimezone(BEIJING)
+    generated = (now or datetime.now(CHINA_TZ)).astimezone(CHINA_TZ)
     group_scores = {g.code: completeness(facts.person_categories.get(g.code, {}), g)
                     for g in catalog.groups}
     rows: list[ProgressRow] = []

@@ -22,13 +22,13 @@ from creditbus.archive.state import decode_state, encode_state
 from creditbus.catalog import Catalog
 from creditbus.connectors.platform.sink import PlatformWriter
 from creditbus.connectors.updates import Incoming
+from creditbus.constants import ARCHIVE_UPDATE
 from creditbus.contract.wire import Wire
 from creditbus.devtools.bench.workload import Workload
 from creditbus.ingest import Ingestor
 from creditbus.platformdb.db import open_db
 from creditbus.streams.partitioning import person_partition
 
-ARCHIVE_UPDATE = "cn.gov.ganzhou.creditbus.ArchiveUpdate"
 STEPS = ("ingest", "partition + pack", "unpack", "state load + save", "apply", "encode update",
          "sink prepare", "sink write")
 BATCH = 2000

@@ -18,12 +18,12 @@ from decimal import Decimal
 from typing import Any
 
 from creditbus.catalog import Catalog
+from creditbus.constants import CREDIT_EVENT
 from creditbus.contract.schemas import tagged
 from creditbus.contract.wire import Wire
 from creditbus.identity import make_resident_id
 from creditbus.topics import raw_topic
 
-CREDIT_EVENT = "cn.gov.ganzhou.creditbus.CreditEvent"
 DIVISIONS = ("360702", "360703", "360704", "360722", "360723", "360724", "360725", "360726",
              "360728", "360729", "360730", "360731", "360732", "360733", "360734", "360735",
              "360781", "360783")
