@@ -66,6 +66,10 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 UserPath = Annotated[Path, AfterValidator(_expand)]
 OptionalPath = Annotated[Path | None, AfterValidator(_expand)]
 Stripped = Annotated[str, AfterValidator(str.strip)]
@@ -184,8 +188,7 @@ class Settings(BaseSettings):
     field_private_keys: Annotated[tuple[UserPath, ...], CommaList,
                                   BeforeValidator(_comma_list)] = Field(
         (), description="Workers: private keys (PEM), comma-separated.")
-    env: Annotated[Literal["development", "production"],
-                   BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)] = \
+    env: Annotated[Literal["development", "production"], BeforeValidator(_lower)] = \
         Field("development",
               description="`production`: processes refuse development defaults "
                           "(docs/security.md).")
@@ -213,6 +216,22 @@ class Settings(BaseSettings):
         default_factory=lambda v: local_ca_file(_home(v), v.get("bootstrap", "")),
         description="CA certificate (PEM) clients verify the brokers with; TLS when set.",
         json_schema_extra=_shown("(the local secure broker's CA)"))
+    portal_host: Stripped = Field(LOOPBACK, description="Address the portal listens on.")
+    portal_port: int = Field(8090, ge=0, le=65535, description="HTTP port of the portal.")
+    portal_trust_proxy: bool = Field(
+        False, description="Portal behind a reverse proxy: client address and scheme from "
+                           "X-Forwarded-For and X-Forwarded-Proto.")
+    portal_secure_cookies: Annotated[Literal["auto", "always", "never"],
+                                     BeforeValidator(_lower)] = Field(
+        "auto", description="Portal session cookies `Secure`: `auto` (over HTTPS), `always`, "
+                            "`never` (plain-HTTP development only).")
+    portal_max_upload_mb: float = Field(20, gt=0, description="Largest portal upload (MB).")
+    portal_session_hours: float = Field(8, gt=0, description="How long a portal session lasts (hours).")
+    portal_kafka_credentials: OptionalPath = Field(
+        None, description="Credentials file of `creditbus acl apply`: portal uploads publish "
+                          "as the unit's own principal (unset: the configured Kafka login).")
+    portal_receipt_timeout_s: float = Field(
+        60, gt=0, description="How long a portal upload waits for its receipts (seconds).")
 
     @classmethod
     def settings_customise_sources(

@@ -11,23 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone
 
 from confluent_kafka import KafkaException
 
 from creditbus.audit import AuditRecord, person_matches, read_audit  # noqa: F401 - re-exported
+from creditbus.cli.arguments import china_time
+from creditbus.constants import CHINA_TZ
 from creditbus.errors import BrokerUnavailable
 from creditbus.kafka.admin import require_broker
 from creditbus.kafka.clientconf import confluent_config
 from creditbus.settings import Settings
 from creditbus.topics import audit_topic
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help="list the audit records of archive queries")
-    parser.add_argument("--since", type=parse_since, metavar="ISO",
+    parser.add_argument("--since", type=china_time, metavar="ISO",
                         help="only queries at or after this time (ISO 8601; without a zone it "
                              "is Beijing time; a date means its midnight)")
     parser.add_argument("--person", metavar="KEY",
@@ -37,20 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_since(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            day = date.fromisoformat(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-        value = datetime(day.year, day.month, day.day)
-    return value if value.tzinfo else value.replace(tzinfo=BEIJING)
-
-
 def format_line(record: AuditRecord) -> str:
-    at = record.at_datetime().astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    at = record.at_datetime().astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
     who = record.caller.name or "-"
     role = record.caller.role or "-"
     if record.caller.unit:

@@ -118,14 +118,14 @@ def run_account_list(_args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from confluent_kafka import KafkaException
-
-    from creditbus.kafka.clientconf import ClientConfigError, confluent_auth
+    from creditbus.errors import BrokerUnavailable
+    from creditbus.kafka.admin import require_broker
+    from creditbus.kafka.clientconf import confluent_auth
     from creditbus.logsetup import configure_logging
     from creditbus.services.portal.app import build, create_app, serve
     from creditbus.services.portal.config import PortalConfig
     from creditbus.services.query.app import ensure_audit_topic
-    from creditbus.services.query.listener import ListenerError, bind
+    from creditbus.services.query.listener import bind
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -136,28 +136,17 @@ def run_serve(args: argparse.Namespace) -> int:
         print("error: CREDITBUS_PORTAL_SECURE_COOKIES=never is refused with "
               "CREDITBUS_ENV=production", file=sys.stderr)
         return 2
-    if not settings.bootstrap:
-        print("error: no broker (uploads and the audit topic need it): set CREDITBUS_BOOTSTRAP "
-              "or run `creditbus kafka up`", file=sys.stderr)
-        return 2
-    try:
-        confluent_auth(settings)
-        sock = bind(host, port)
-    except (ListenerError, ClientConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    require_broker(settings)  # uploads and the audit topic need it
+    confluent_auth(settings)
+    sock = bind(host, port)
     try:
         try:
             ensure_audit_topic(settings)
-        except KafkaException as exc:
+        except BrokerUnavailable as exc:
             log.warning("cannot make sure the audit topic exists: %s", exc)
         store = _store(settings)
         store.close()
-        try:
-            portal, reads = build(settings, config)
-        except CatalogError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        portal, reads = build(settings, config)
         print(f"portal: http://{host}:{sock.getsockname()[1]}/", flush=True)
         if host not in ("127.0.0.1", "localhost", "::1") and not config.trust_proxy:
             log.warning("portal on %s in plain HTTP: put it behind a TLS reverse proxy and set "

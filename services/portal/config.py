@@ -1,19 +1,14 @@
-"""The portal's settings, read from the environment (docs/portal.md lists them).
-
-Kept here until they join creditbus/settings.py; every name starts with CREDITBUS_PORTAL_.
-"""
+"""The portal's settings: the `portal_*` fields of creditbus.settings.Settings
+(CREDITBUS_PORTAL_*, docs/settings.md), in the shape the portal's code uses."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from creditbus.settings import Settings
+
 DEFAULT_PORT = 8090
-
-
-def _flag(name: str, default: str) -> str:
-    return os.environ.get(name, default).strip().lower()
 
 
 @dataclass(frozen=True)
@@ -36,15 +31,16 @@ class PortalConfig:
 
     @classmethod
     def from_env(cls) -> PortalConfig:
-        creds = os.environ.get("CREDITBUS_PORTAL_KAFKA_CREDENTIALS", "").strip()
+        return cls.from_settings(Settings.from_env())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PortalConfig:
         return cls(
-            host=os.environ.get("CREDITBUS_PORTAL_HOST", "127.0.0.1").strip(),
-            port=int(os.environ.get("CREDITBUS_PORTAL_PORT", str(DEFAULT_PORT))),
-            trust_proxy=_flag("CREDITBUS_PORTAL_TRUST_PROXY", "false") in ("1", "true", "yes"),
-            secure_cookies=_flag("CREDITBUS_PORTAL_SECURE_COOKIES", "auto"),
-            max_upload_bytes=int(float(os.environ.get("CREDITBUS_PORTAL_MAX_UPLOAD_MB", "20"))
-                                 * 1024 * 1024),
-            session_hours=float(os.environ.get("CREDITBUS_PORTAL_SESSION_HOURS", "8")),
-            kafka_credentials=Path(creds) if creds else None,
-            receipt_timeout_s=float(os.environ.get("CREDITBUS_PORTAL_RECEIPT_TIMEOUT_S", "60")),
+            host=settings.portal_host, port=settings.portal_port,
+            trust_proxy=settings.portal_trust_proxy,
+            secure_cookies=settings.portal_secure_cookies,
+            max_upload_bytes=int(settings.portal_max_upload_mb * 1024 * 1024),
+            session_hours=settings.portal_session_hours,
+            kafka_credentials=settings.portal_kafka_credentials,
+            receipt_timeout_s=settings.portal_receipt_timeout_s,
         )

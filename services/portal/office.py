@@ -5,7 +5,7 @@ number with a stated purpose, and the audit trail."""
 from __future__ import annotations
 
 import importlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -34,10 +34,10 @@ from creditbus.services.reports.progress import (
 from markupsafe import Markup
 
 from creditbus.audit import AuditRecord, read_audit
+from creditbus.constants import CHINA_TZ
 from creditbus.kafka.clientconf import confluent_config
 from creditbus.topics import audit_topic
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 RECEIPTS_MODULE = "creditbus.receipts"
 DEADLETTERS_MODULE = "creditbus.deadletters"
 AUDIT_ROWS = 500
@@ -161,7 +161,7 @@ async def audit_trail(request: web.Request) -> web.StreamResponse:
         except ValueError:
             raise PortalError(400, "起始时间格式应为 2026-12-01 或 2026-12-01T08:00。") from None
         if since.tzinfo is None:
-            since = since.replace(tzinfo=BEIJING)
+            since = since.replace(tzinfo=CHINA_TZ)
     filters = {k: q.get(k, "").strip()[:80] for k in ("person", "who", "action", "result")}
     try:
         records = await portal.run(_read_trail, request.app[SETTINGS_KEY], since,
@@ -170,7 +170,7 @@ async def audit_trail(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # the broker unreachable
         raise PortalError(503, "暂时无法读取审计记录（消息总线不可用）。") from exc
     return render(request, "audit.html", {"records": records, "since": since_text,
-                                          "filters": filters, "beijing": BEIJING})
+                                          "filters": filters, "beijing": CHINA_TZ})
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from creditbus.settings import (
+    SECRET_FIELDS,
     Settings,
     SettingsError,
     environment_variables,
@@ -24,7 +25,7 @@ def test_docs_settings_page_is_generated_from_the_model() -> None:
         ".venv/bin/creditbus settings --markdown > docs/settings.md"
     )
     names = [v.env for v in environment_variables()]
-    assert len(names) == len(set(names)) == len(Settings.model_fields) + 4  # 4 secret files
+    assert len(names) == len(set(names)) == len(Settings.model_fields) + len(SECRET_FIELDS)
     assert all(v.doc for v in environment_variables())
     printed = subprocess.run([sys.executable, "-m", "creditbus.cli.main", "settings",
                               "--markdown"], capture_output=True, text=True, check=True)
