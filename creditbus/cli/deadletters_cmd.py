@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from confluent_kafka import KafkaException
 
+from creditbus.cli.arguments import china_time
+from creditbus.constants import CHINA_TZ
 from creditbus.errors import BrokerUnavailable, ConfigError
 from creditbus.settings import Settings
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 STAGES = ("ingest", "archive", "sink")
 MESSAGE_WIDTH = 90
 EXIT_OK, EXIT_REFUSED = 0, 1
@@ -67,21 +68,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unit", help="only dead letters of this unit (its code)")
     parser.add_argument("--reason", help="only this reason code, e.g. UNKNOWN_CATEGORY")
     parser.add_argument("--stage", choices=STAGES, help="only those written by this stage")
-    parser.add_argument("--since", type=parse_time, metavar="ISO",
+    parser.add_argument("--since", type=china_time, metavar="ISO",
                         help="failed at or after (ISO 8601; without a zone Beijing time)")
-    parser.add_argument("--until", type=parse_time, metavar="ISO", help="failed before")
-
-
-def parse_time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        try:
-            day = date.fromisoformat(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-        value = datetime(day.year, day.month, day.day)
-    return value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    parser.add_argument("--until", type=china_time, metavar="ISO", help="failed before")
 
 
 # --- the actions ------------------------------------------------------------------------------
@@ -106,10 +95,14 @@ def run_replay(args: argparse.Namespace) -> int:
 def _guarded(action: Any, args: argparse.Namespace) -> int:
     """Run an action; Kafka failures become the one-line broker error (exit 3), the bus's own
     errors reach the command line's error path (creditbus/cli/main.py)."""
+    from creditbus.kafka.admin import unreachable
+
     console = _Console(Settings.from_env())
     try:
         return int(action(args, console))
-    except (KafkaException, TimeoutError) as exc:
+    except KafkaException as exc:
+        raise unreachable(console.settings, exc) from None
+    except TimeoutError as exc:
         raise BrokerUnavailable(f"Kafka at {console.settings.bootstrap}: {exc}") from None
 
 
@@ -117,11 +110,10 @@ class _Console:
     """The settings-derived parts every action needs."""
 
     def __init__(self, settings: Settings) -> None:
+        from creditbus.kafka.admin import require_broker
         from creditbus.kafka.clientconf import confluent_config
 
-        if not settings.bootstrap:
-            raise BrokerUnavailable("no Kafka broker: set CREDITBUS_BOOTSTRAP or run "
-                                    "`creditbus kafka up`")
+        require_broker(settings)
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.client = confluent_config(settings)
@@ -238,8 +230,7 @@ def _replay(args: argparse.Namespace, console: _Console) -> int:
     if not args.ids and not filtered and not args.all:
         raise ConfigError("name the dead letters to replay (ids or filters), or pass --all")
     letters = [console.one(i) for i in args.ids] if args.ids else console.letters(args)
-    outcomes = Replayer(console.client, console.prefix,
-                        console.settings.replication).replay(letters, dry_run=args.dry_run)
+    outcomes = Replayer(console.settings).replay(letters, dry_run=args.dry_run)
     for outcome in outcomes:
         line = f"{outcome.outcome}\t{outcome.dead_letter}"
         if outcome.target:
@@ -256,7 +247,7 @@ def _replay(args: argparse.Namespace, console: _Console) -> int:
 
 
 def _beijing(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromisoformat(iso).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cut(text: str) -> str:

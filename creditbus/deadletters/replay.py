@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient
 
 from creditbus.deadletter import mask_ids_in_bytes
 from creditbus.deadletters.reader import SourceGone, read_at, read_topic
 from creditbus.deadletters.records import DeadLetter
 from creditbus.errors import DeliveryError
-from creditbus.kafka.admin import TopicSpec, ensure_topics
+from creditbus.kafka.admin import ensure_bus_topics
+from creditbus.kafka.clientconf import confluent_config
+from creditbus.settings import Settings
 from creditbus.topics import deadletter_replays_topic, unit_of_raw_topic, updates_topic
 
 REPLAY_OF_HEADER = "creditbus.replay.of"
@@ -80,10 +81,10 @@ def replayed(client_config: dict[str, Any], prefix: str) -> dict[str, dict[str, 
 class Replayer:
     """Replays dead letters of one bus (topic prefix) with one idempotent producer."""
 
-    def __init__(self, client_config: dict[str, Any], prefix: str, replication: int = 1) -> None:
-        self.client_config = client_config
-        self.prefix = prefix
-        self.replication = replication
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client_config = confluent_config(settings)
+        self.prefix = settings.topic_prefix
 
     def replay(self, letters: Iterable[DeadLetter], *, dry_run: bool = False
                ) -> list[ReplayOutcome]:
@@ -126,14 +127,8 @@ class Replayer:
                              "that was dead-lettered (the topic was recreated?)")
         return _Original(topic, msg.key(), value)
 
-    def _ensure_replays_topic(self) -> None:
-        """Buses set up before the console lack the topic (`topics ensure` creates it too)."""
-        spec = TopicSpec(deadletter_replays_topic(self.prefix), 1, self.replication,
-                         {"cleanup.policy": "compact"})
-        ensure_topics(AdminClient(self.client_config), [spec])
-
     def _publish(self, planned: list[tuple[DeadLetter, _Original]]) -> list[ReplayOutcome]:
-        self._ensure_replays_topic()
+        ensure_bus_topics(self.settings, "replays")  # buses set up before the console lack it
         producer = Producer({**self.client_config, "enable.idempotence": True, "acks": "all",
                              "linger.ms": 5, "client.id": "creditbus-deadletters-replay"})
         targets: dict[str, str] = {}
