@@ -44,6 +44,7 @@ from creditbus.archive.event import (
 )
 from creditbus.archive.state import PersonState
 from creditbus.archive.timeutil import china_date
+from creditbus.catalog import default_catalog
 from creditbus.constants import ARCHIVE_UPDATE
 from creditbus.contract.reasons import ARCHIVE_REASONS
 from creditbus.contract.wire import Wire
@@ -78,6 +79,7 @@ class Topology:
         self.wire = wire
         self.output = output
         self.horizon_ms = settings.dedup_horizon_days * DAY_MS
+        self.repair_minimums = default_catalog(settings.catalog_dir).repair_minimums()
         self.partitions = settings.partitions
         self.by_person_name = by_person_topic(prefix)
         self.updates_name = updates_topic(prefix)
@@ -126,7 +128,8 @@ class Topology:
     def _apply(self, entry: _Person, item: Internal, partition: int, offset: int, index: int,
                now: float, counts: Counts) -> None:
         if isinstance(item, EnrichedEvent):
-            out = person.apply_event(entry.state, item, horizon_ms=self.horizon_ms)
+            out = person.apply_event(entry.state, item, horizon_ms=self.horizon_ms,
+                                     repair_minimums=self.repair_minimums)
         else:
             out = person.apply_tick(entry.state, item, partition=partition, offset=offset,
                                     horizon_ms=self.horizon_ms, index=index)
