@@ -20,7 +20,7 @@ class EnrichedEvent:
 
     event_id: str
     unit: str
-    action: str  # UPSERT | RETRACT
+    action: str  # UPSERT | RETRACT | REPAIR
     record_id: str
     group: str
     category: str
