@@ -104,12 +104,13 @@ def render_domains(catalog: Catalog) -> str:
 
 
 def render_severities(catalog: Catalog) -> str:
-    lines = ["Severities (失信程度) and public disclosure (months)"]
+    lines = ["Severities (失信程度), public disclosure and earliest credit repair (months)"]
     for s in catalog.severities:
         window = "not disclosed"
         if s.disclosed:
             window = f"{s.disclosure_min_months}–{s.disclosure_max_months}"
-        lines.append(f"  {s.code:<10} {s.symbol:<10} {_pad(s.name_zh, 6)} {window}")
+        lines.append(f"  {s.code:<10} {s.symbol:<10} {_pad(s.name_zh, 6)} {window:<14} "
+                     f"repair after {s.repair_minimum}")
     return "\n".join(lines)
 
 
