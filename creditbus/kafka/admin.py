@@ -109,6 +109,8 @@ def ensure_bus_topics(settings: Settings, which: str = "bus", *,
     specs = TOPIC_SETS[which](settings.topic_prefix, units, settings.partitions,
                               settings.replication)
     try:
-        return ensure_topics(admin or bus_admin(settings), specs, timeout)
+        # not `admin or ...`: a client handle's truth is its queue length, 0 when idle
+        return ensure_topics(admin if admin is not None else bus_admin(settings), specs,
+                             timeout)
     except KafkaException as exc:
         raise unreachable(settings, exc) from None
