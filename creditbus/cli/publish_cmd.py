@@ -28,7 +28,7 @@ from confluent_kafka import KafkaException
 from creditbus.catalog import Catalog, CatalogError, default_catalog
 from creditbus.contract.schemas import SchemaStoreError
 from creditbus.contract.validation import EventRejected
-from creditbus.errors import ConfigError
+from creditbus.errors import ConfigError, CreditbusError
 from creditbus.identity import redact
 from creditbus.kafka.clientlog import LOGGER_NAME
 from creditbus.logsetup import configure_logging
@@ -148,9 +148,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     err = out or sys.stderr
     try:
         return _run(args, err)
-    except _Usage as exc:
+    except CreditbusError as exc:  # main's one error path, on this command's own stream
         print(f"error: {exc}", file=err)
-        return EXIT_USAGE
+        return exc.exit_code
 
 
 def _run(args: argparse.Namespace, err: TextIO) -> int:

@@ -503,15 +503,16 @@ def test_usage_and_file_errors_exit_2(tmp_path: Path, argv: list[str], message: 
     assert message in err
 
 
-def test_publish_without_a_broker_is_a_usage_error(
+def test_publish_without_a_broker_says_so_and_exits_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CREDITBUS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CREDITBUS_BOOTSTRAP", raising=False)
     path = write_rows(tmp_path / "f.csv", sample_rows("justice", 3, seed=1))
     code, err = run_cli("--unit", "justice", str(path))
-    assert code == 2
-    assert "bootstrap" in err
+    assert code == 3  # BrokerUnavailable (docs/errors.md)
+    assert err.strip() == ("error: no Kafka broker: set CREDITBUS_BOOTSTRAP or run "
+                           "`creditbus kafka up`")
 
 
 # --- the error report's messages: Chinese, the field, the value, what is allowed ---------------
