@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from fastavro import schemaless_writer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creditbus.archive import repair
 from creditbus.archive.chain import chain_problems, hashed_bytes, link_hash
@@ -503,3 +505,45 @@ def test_the_json_form_of_a_repair() -> None:
     again = from_json(schema, json.loads(json.dumps(text, ensure_ascii=False)))
     assert derive_event_id(again) == datum["event_id"]
     validate_event(again, default_catalog(), now_ms=NOW_MS)
+
+
+# -- any sequence of changes ------------------------------------------------------------------
+
+OPS = st.lists(st.tuples(st.sampled_from(("UPSERT", "RETRACT", "REPAIR", "TICK")),
+                         st.integers(0, 2), st.integers(1, 200)), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(OPS)
+def test_any_sequence_keeps_the_chain_and_never_shows_a_repaired_record(
+        ops: list[tuple[str, int, int]]) -> None:
+    state: PersonState | None = None
+    day = DECIDED
+    links: list[tuple[int, str, str, bytes]] = []
+    for step, (action, index, days) in enumerate(ops):
+        day += timedelta(days=days)
+        record_id = f"SFJ-{index}"
+        if action == "TICK":
+            out = apply_tick(state, MaintenanceTick("pk1", day.isoformat()), partition=0,
+                             offset=step, horizon_ms=HORIZON)
+        elif action == "REPAIR":
+            out = apply(state, repair_event(day, record_id=record_id, event_id=f"e{step}",
+                                            number=f"修{step}", offset=step))
+        else:
+            out = apply(state, penalty(action=action, record_id=record_id, event_id=f"e{step}",
+                                       content_hash=f"h{step}", source_offset=step,
+                                       published_at=at(day)))
+        for update in out.updates:
+            decoded = _decoded(update.datum)
+            assert hashed_bytes(decoded) == update.body
+            links.append((decoded["version"], decoded["previous_hash"], decoded["hash"],
+                          update.body))
+            rec = decoded["change"]["record"]
+            if rec["repair"] is not None:
+                assert rec["public"] is False
+        if out.state is not None:
+            state = copy(out.state)
+            assert state == out.state
+    if state is not None:
+        assert chain_problems(links, head=state.head) == []
+        assert all(not r.public for r in state.records.values() if r.repair is not None)
