@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from creditbus.errors import ConfigError
 from creditbus.settings import REPO_ROOT, Settings
 
 
@@ -35,16 +36,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         rates = tuple(int(r) for r in args.rates.split(",") if r.strip())
     except ValueError:
-        print(f"error: --rates must be whole numbers separated by commas, not {args.rates!r}",
-              file=sys.stderr)
-        return 2
+        raise ConfigError(f"--rates must be whole numbers separated by commas, "
+                          f"not {args.rates!r}") from None
     problems = [f"{name} must be at least {low}" for name, value, low in (
         ("--events", args.events, 1), ("--workers", args.workers, 1),
         ("--rate-seconds", args.rate_seconds, 1), ("--warmup-seconds", args.warmup_seconds, 0),
         ("every rate in --rates", min(rates, default=1), 1)) if value < low]
     if problems:
-        print("error: " + "; ".join(problems), file=sys.stderr)
-        return 2
+        raise ConfigError("; ".join(problems))
     result = runner.run(Settings.from_env(), events=args.events, rates=rates,
                         rate_seconds=args.rate_seconds, workers=args.workers, keep=args.keep,
                         warmup_seconds=args.warmup_seconds, secure=args.secure)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from creditbus.errors import ConfigError
 from creditbus.security.keys import generate_key_files
 
 
@@ -25,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = generate_key_files(args.out)
     except OSError as exc:
-        print(f"error: cannot write the key files in {args.out}: {exc.strerror}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"cannot write the key files in {args.out}: {exc.strerror}") from None
     print(f"key id:      {files.key_id}")
     print(f"private key: {files.private_path} (give it to the stream workers only: "
           "CREDITBUS_FIELD_PRIVATE_KEYS)")

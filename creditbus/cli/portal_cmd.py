@@ -14,7 +14,8 @@ import os
 import secrets
 import sys
 
-from creditbus.catalog import CatalogError, default_catalog
+from creditbus.catalog import default_catalog
+from creditbus.errors import ConfigError
 from creditbus.settings import Settings
 
 log = logging.getLogger("creditbus.ops")
@@ -59,28 +60,21 @@ def _store(settings: Settings):  # type: ignore[no-untyped-def]
 
 def run_account_add(args: argparse.Namespace) -> int:
     from creditbus.publish.producer import resolve_unit
-    from creditbus.services.portal.accounts import AccountError, hash_password
+    from creditbus.services.portal.accounts import hash_password
     from creditbus.services.portal.store import Account
 
     settings = Settings.from_env()
-    try:
-        catalog = default_catalog(settings.catalog_dir)
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    catalog = default_catalog(settings.catalog_dir)
     unit = None
     if args.role == "unit":
         if not args.unit:
-            print("error: a unit account needs --unit", file=sys.stderr)
-            return 2
+            raise ConfigError("a unit account needs --unit")
         try:
             unit = resolve_unit(catalog, args.unit)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            raise ConfigError(str(exc)) from None
     elif args.unit:
-        print("error: --unit is for unit accounts only", file=sys.stderr)
-        return 2
+        raise ConfigError("--unit is for unit accounts only")
     if args.generate:
         password = secrets.token_urlsafe(12)
     elif args.password_env:
@@ -88,11 +82,7 @@ def run_account_add(args: argparse.Namespace) -> int:
     else:
         password = getpass.getpass(f"password for {args.username}: ")
     name = args.name or (catalog.unit(unit).name_zh if unit else "信用办")
-    try:
-        account = Account(args.username.strip(), args.role, unit, name, hash_password(password))
-    except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    account = Account(args.username.strip(), args.role, unit, name, hash_password(password))
     store = _store(settings)
     try:
         store.save_account(account)

@@ -15,12 +15,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from creditbus.services.portal.store import Account, PortalStore
 
+from creditbus.errors import ConfigError
+
 HASHER = PasswordHasher()  # Argon2id, the library's RFC 9106 low-memory profile
 MIN_PASSWORD_CHARS = 10
 _DUMMY_HASH = HASHER.hash("not a password of anyone")
 
 
-class AccountError(ValueError):
+class AccountError(ConfigError, ValueError):
     """An account cannot be created as asked."""
 
 

@@ -22,6 +22,7 @@ from creditbus.services.portal.store import Outcome, PortalStore
 
 from creditbus.catalog import Catalog
 from creditbus.contract.validation import EventRejected
+from creditbus.errors import ConfigError
 from creditbus.identity import redact
 from creditbus.publish.messages import ReportMessages, shown
 from creditbus.publish.producer import CreditPublisher, PreparedEvent, default_wire
@@ -45,7 +46,7 @@ SAVE_EVERY = 500
 RETRY_S = 1.0
 
 
-class UploadRefused(ValueError):
+class UploadRefused(ConfigError, ValueError):
     """The file cannot be imported at all (its message is Chinese, for the page)."""
 
 

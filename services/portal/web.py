@@ -29,6 +29,7 @@ from creditbus.services.portal.store import Account, PortalStore, Session, now_m
 
 from creditbus.audit import PURPOSE_MAX_CHARS
 from creditbus.catalog import Catalog
+from creditbus.errors import CreditbusError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,7 +88,7 @@ class User:
         return self.account.role == "office"
 
 
-class PortalError(Exception):
+class PortalError(CreditbusError):
     """A refusal shown as the Chinese error page with `status_code`."""
 
     def __init__(self, status: int, message: str | None = None) -> None:
