@@ -23,10 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from creditbus.services.portal.accounts import hash_password
+from creditbus.services.portal.store import Account, PortalStore
 from openpyxl import load_workbook
 
 from creditbus.devtools.kafka.ports import free_port
 from creditbus.devtools.sample import write_sample_file
+from creditbus.kafka.admin import ensure_bus_topics
+from creditbus.settings import Settings
 from tests.bus import BusProcess, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
@@ -59,13 +63,6 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "creditbus.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _upload_file(tmp: Path) -> tuple[Path, str, str]:
     """A CSV of the unit with good rows, a bad identity number and a repeated row; the file,
     a good row's identity number and the bad row's record id."""
@@ -89,12 +86,11 @@ def portal(bus_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, dict[
     db = tmp_path / "platform.db"
     env = dict(bus_env, CREDITBUS_DATABASE_URL=f"sqlite:///{db}",
                CREDITBUS_PORTAL_RECEIPT_TIMEOUT_S="90", CREDITBUS_LOG_LEVEL="WARNING")
-    _cli(env, "topics", "ensure")
-    env_pw = dict(env, PORTAL_PW=PASSWORD)
-    _cli(env_pw, "portal", "account", "add", UNIT_USER, "--role", "unit", "--unit", UNIT,
-         "--password-env", "PORTAL_PW")
-    _cli(env_pw, "portal", "account", "add", OFFICE_USER, "--role", "office",
-         "--password-env", "PORTAL_PW")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = Settings.from_env()
+    ensure_bus_topics(settings)
     port = free_port()
     logs = tmp_path / "logs"
     procs = [
@@ -102,8 +98,14 @@ def portal(bus_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, dict[
         BusProcess(["sink", "--batch-ms", "50"], env, logs / "sink.log"),
         BusProcess(["portal", "--port", str(port)], env, logs / "portal.log"),
     ]
-    for proc in procs:
-        proc.start()
+    for proc in procs[:2]:
+        proc.start()  # the worker and the sink start while the accounts are made
+    store = PortalStore(env["CREDITBUS_DATABASE_URL"])
+    store.migrate()
+    store.save_account(Account(UNIT_USER, "unit", UNIT, "赣州市司法局", hash_password(PASSWORD)))
+    store.save_account(Account(OFFICE_USER, "office", None, "信用办", hash_password(PASSWORD)))
+    store.close()
+    procs[2].start()
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
