@@ -168,6 +168,11 @@ def test_sink_dead_letter_is_logged_once_and_replays_to_the_updates_topic_once(
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["id"], row["source"]) == ("sink.deadletter:0:0", f"{updates}:0:7")
     assert json.loads(cli("show", row["id"]).stdout)["content_kind"] == "undecodable"
+    table = cli("list", "--stage", "sink").stdout.splitlines()
+    assert table[0].startswith("id\tfailed at (Beijing)\t") and len(table) == 2
+    fields = table[1].split("\t")
+    assert (fields[0], *fields[2:7]) == ("sink.deadletter:0:0", "sink",
+                                         "SINK_CONSTRAINT_VIOLATION", "-", f"{updates}:0:7", "-")
     assert cli("replay", "--stage", "sink").stdout.startswith("replayed\t")
     assert cli("replay", row["id"]).stdout.startswith("already-replayed\t")
     (replayed,) = consume_all(kafka_broker.bootstrap, updates, idle=2)
