@@ -24,7 +24,7 @@ from creditbus.contract.wire import Wire
 from creditbus.devtools.kafka.local import BrokerState
 from creditbus.ingest import Ingestor
 from creditbus.kafka.admin import admin_client, ensure_topics
-from creditbus.receipts import ROW_HEADER, Receipt, read_receipts
+from creditbus.receipts import ROW_HEADER, Receipt, read_receipts, summarize
 from creditbus.settings import Settings
 from creditbus.topics import (
     by_person_topic,
@@ -148,5 +148,8 @@ def test_edge_rejections_get_one_deterministic_receipt_each(
     after = _raw_receipts(bootstrap, receipts_topic(prefix, "justice"))
     assert Counter(after) == Counter({pair: 2 for pair in before})
     assert len(received()) == 3  # readers count each (key, position) once
+    # the office's view: every unit of the catalog (the others' receipts topics are empty)
+    counts = {(unit, outcome): n for unit, _day, outcome, n in summarize(settings)}
+    assert counts == {("justice", "rejected"): 2, ("edu", "rejected"): 1}
     for _key, value in after:
         assert broken.encode() not in value and number.encode() not in value
