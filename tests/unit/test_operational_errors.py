@@ -53,3 +53,23 @@ def test_query_service_on_a_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert done.returncode == 2
     assert (done.stdout + done.stderr).strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: address already in use"]
+
+
+def test_every_listener_binds_to_loopback_unless_a_setting_says_otherwise(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The query service, the portal, the metrics endpoints and a worker's Faust web server."""
+    from creditbus.streams.app import create_app
+
+    from creditbus.settings import Settings
+
+    settings = Settings.from_env()
+    hosts = {name: getattr(settings, name) for name in Settings.model_fields
+             if name.endswith("_host")}
+    assert set(hosts) >= {"query_host", "metrics_host", "portal_host"}
+    assert set(hosts.values()) == {"127.0.0.1"}
+    clean_env.setenv("CREDITBUS_WORKER_WEB_PORT", "6066")
+    clean_env.setenv("CREDITBUS_BOOTSTRAP", "127.0.0.1:9")  # the app needs one; never contacted
+    assert create_app(Settings.from_env()).conf.web_bind == "127.0.0.1"
+    clean_env.setenv("CREDITBUS_METRICS_HOST", "0.0.0.0")
+    assert create_app(Settings.from_env()).conf.web_bind == "0.0.0.0"
