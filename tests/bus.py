@@ -11,7 +11,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 
 from creditbus.devtools.kafka.ports import free_port
 
@@ -63,6 +71,18 @@ class BusProcess:
             return ""
 
 
+TEST_WORKER_FAUST = {
+    # Faust reads these from the environment. Its defaults suit a cluster, not a test that
+    # starts, kills and adds workers on purpose: a 60 s session timeout keeps a SIGKILLed
+    # worker's partitions (and its edge stage's, which follows the same timing) for a minute,
+    # and every table recovery (at start and after each rebalance) first waits 3 s for more
+    # rebalances to come.
+    "BROKER_SESSION_TIMEOUT": "8",
+    "BROKER_HEARTBEAT_INTERVAL": "1",
+    "STREAM_RECOVERY_DELAY": "0",
+}
+
+
 def worker_env(bus_env: dict[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
     env = dict(bus_env)
     env.update(
@@ -70,6 +90,7 @@ def worker_env(bus_env: dict[str, str], state_dir: Path, **extra: str) -> dict[s
         CREDITBUS_WORKER_WEB_PORT=str(free_port()),
         CREDITBUS_WORKER_METRICS_PORT=str(free_port()),
         CREDITBUS_LOG_LEVEL="WARNING",
+        **TEST_WORKER_FAUST,
     )
     env.update(extra)
     return env
@@ -140,3 +161,39 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def stable_members(bootstrap: str, group: str) -> dict[str, int]:
+    """Member id -> partitions owned, for the members of `group` once it is stable, else {}:
+    what the broker's coordinator says, as `kafka-consumer-groups --describe` shows it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except KafkaException:  # the coordinator is loading or moving: not stable
+        return {}
+    if description.state != ConsumerGroupState.STABLE:
+        return {}
+    return {m.member_id: len(m.assignment.topic_partitions) for m in description.members}
+
+
+def group_assignment(bootstrap: str, group: str) -> list[int]:
+    """Partitions per member of `group` once it is stable (sorted), else []."""
+    return sorted(stable_members(bootstrap, group).values())
+
+
+def wait_for_members(bootstrap: str, groups: Iterable[str], members: int,
+                     timeout: float = 60.0, *, not_of: Iterable[str] = ()) -> None:
+    """Until each group is stable with `members` members that all own partitions, none of
+    them one of the member ids `not_of` (members since replaced, e.g. by a restart)."""
+    names = list(groups)
+    old = set(not_of)
+
+    def settled() -> bool:
+        for group in names:
+            owned = stable_members(bootstrap, group)
+            if len(owned) != members or 0 in owned.values() or old & set(owned):
+                return False
+        return True
+
+    wait_for(settled, timeout, f"{', '.join(names)} stable with {members} member(s) each",
+             interval=0.2)

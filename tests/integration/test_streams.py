@@ -1,20 +1,31 @@
-"""The stream workers on the real broker: exact archives, dead letters, dedup, crash, expiry,
-scale-out."""
+"""The stream worker as a process (`creditbus worker`) on the real broker: exact archives, dead
+letters, dedup and its metrics endpoint, a crash, scale-out. The topology's behaviour in-process
+(expiry among it) is tests/integration/test_topology.py."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from creditbus.catalog import default_catalog
 from creditbus.contract.wire import Wire
 from creditbus.deadletter import header_dict
-from creditbus.topics import deadletter_topic, updates_topic
-from tests.bus import BusProcess, consume_all, produce, wait_for, worker_env
+from creditbus.kafka.lag import workers_lag
+from creditbus.topics import deadletter_topic, edge_group_id, updates_topic, worker_app_id
+from tests.bus import (
+    BusProcess,
+    consume_all,
+    produce,
+    stable_members,
+    wait_for,
+    wait_for_members,
+    worker_env,
+)
 from tests.conftest import Topics
+from tests.faults.harness import read_topic
 from tests.streams_data import Scenario, ScenarioBuilder
 
 SECRET = b"test-secret"
@@ -80,6 +91,15 @@ def test_mixed_stream_yields_exact_archives_dead_letters_and_duplicate_counts(
             assert headers["source.topic"].startswith(topic_prefix + ".raw.")
             assert int(headers["source.offset"]) >= 0 and headers["message"]
 
+        # Once the groups committed past every input, every batch of it was processed and
+        # counted (a batch of duplicates sends nothing), and all its output is out (flushed
+        # before the commits): nothing more can arrive, no duplicate update in effect.
+        units = [u.code for u in default_catalog().units]
+        wait_for(lambda: workers_lag(kafka_broker.bootstrap, topic_prefix, units) == 0, 60,
+                 "the worker groups' commits to catch up")
+        # the edge stage's counts reach the worker's endpoint within its relay period
+        wait_for(lambda: events_counted(env) == len(scenario.messages), 10,
+                 "the edge stage's counts on the worker's endpoint", interval=0.2)
         metrics = scrape(env["CREDITBUS_WORKER_METRICS_PORT"])
         assert metrics.get('creditbus_duplicates_total{kind="exact"}') == \
             scenario.exact_duplicates
@@ -100,12 +120,16 @@ def test_mixed_stream_yields_exact_archives_dead_letters_and_duplicate_counts(
         assert updates_total == expected_update_count(scenario)
         events_in = sum(v for k, v in metrics.items() if k.startswith("creditbus_events_in_total{"))
         assert events_in == len(scenario.messages)
-        time.sleep(2)  # nothing more may arrive: no duplicate updates in effect
-        again = decoded_updates(kafka_broker.bootstrap, topic_prefix, 10**9, timeout=5)
+        again = read_topic(kafka_broker.bootstrap, updates_topic(topic_prefix))
         assert len(again) == expected_update_count(scenario)
     finally:
         worker.stop()
     assert "Traceback" not in worker.output(), worker.output()[-3000:]
+
+
+def events_counted(env: dict[str, str]) -> float:
+    metrics = scrape(env["CREDITBUS_WORKER_METRICS_PORT"])
+    return sum(v for k, v in metrics.items() if k.startswith("creditbus_events_in_total{"))
 
 
 def scrape(port: str) -> dict[str, float]:
@@ -134,10 +158,19 @@ def test_worker_killed_mid_stream_recovers_without_loss_or_duplicate_effects(
             timeout=10).topics, 60, "the worker to create the topics")
         half = len(scenario.messages) // 2
         produce(kafka_broker.bootstrap, scenario.messages[:half])
-        for _kill in range(2):
-            time.sleep(rng.uniform(2.0, 6.0))
-            worker.kill()
-            worker = BusProcess(["worker"], env, log).start()
+        # first kill while it works (once its updates flow), the second once the restarted
+        # worker owns its partitions again (its table recovered), each at a random moment
+        wait_for(lambda: len(consume_all(kafka_broker.bootstrap, updates_topic(topic_prefix),
+                                         idle=0.5, timeout=5)) >= 50, 90, "the first updates")
+        groups = [worker_app_id(topic_prefix), edge_group_id(topic_prefix)]
+        killed = {m for g in groups for m in stable_members(kafka_broker.bootstrap, g)}
+        time.sleep(rng.uniform(0.0, 1.0))
+        worker.kill()
+        worker = BusProcess(["worker"], env, log).start()
+        wait_for_members(kafka_broker.bootstrap, groups, 1, 90, not_of=killed)
+        time.sleep(rng.uniform(0.0, 1.0))
+        worker.kill()
+        worker = BusProcess(["worker"], env, log).start()
         produce(kafka_broker.bootstrap, scenario.messages[half:])
         total = expected_update_count(scenario)
 
@@ -165,35 +198,6 @@ def test_worker_killed_mid_stream_recovers_without_loss_or_duplicate_effects(
         worker.stop()
 
 
-def test_expired_general_record_leaves_public_view_and_stays_in_history(
-    kafka_broker: Any, topics: Topics, topic_prefix: str, bus_env: dict[str, str], tmp_path: Path,
-) -> None:
-    builder = ScenarioBuilder(topic_prefix, SECRET, seed=3)
-    number, name = builder.person()
-    published = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
-    penalty = builder.event(unit="justice", group="lawyer", category="practice_penalty",
-                            record_id="SFJ-1", id_number=number, name=name, marker="x",
-                            published=published, content_date=date(2025, 1, 5))
-    env = worker_env(bus_env, tmp_path / "state", CREDITBUS_MAINTENANCE_INTERVAL_S="1")
-    worker = BusProcess(["worker"], env, tmp_path / "worker.log").start()
-    try:
-        wait_for(lambda: topic_prefix + ".raw.justice" in topics.admin.list_topics(
-            timeout=10).topics, 60, "the worker to create the topics")
-        produce(kafka_broker.bootstrap, [penalty])
-        updates = decoded_updates(kafka_broker.bootstrap, topic_prefix, 2, timeout=120)
-    finally:
-        worker.stop()
-    first, second = updates
-    assert first["change"]["kind"] == "UPSERT_RECORD"
-    assert first["change"]["record"]["public"] is True  # public when published in 2025-01
-    assert first["change"]["record"]["disclosure_end"] == date(2026, 1, 5)  # 一般: 1 year max
-    assert second["change"]["kind"] == "DISCLOSURE_EXPIRED"
-    assert second["version"] == 2 and second["previous_hash"] == first["hash"]
-    record = second["change"]["record"]
-    assert record["public"] is False and record["retracted"] is False  # kept in the archive
-    assert record["record_id"] == "SFJ-1"
-
-
 def test_two_workers_build_the_same_archives_as_one(
     kafka_broker: Any, topics: Topics, topic_prefix: str, bus_env: dict[str, str], tmp_path: Path,
 ) -> None:
@@ -204,9 +208,8 @@ def test_two_workers_build_the_same_archives_as_one(
     first.start()
     second.start()
     try:
-        wait_for(lambda: topic_prefix + ".raw.justice" in topics.admin.list_topics(
-            timeout=10).topics, 60, "the worker to create the topics")
-        time.sleep(5)  # let the group settle with both members
+        wait_for_members(kafka_broker.bootstrap, [worker_app_id(topic_prefix),
+                                                  edge_group_id(topic_prefix)], 2, 90)
         produce(kafka_broker.bootstrap, scenario.messages)
         updates = decoded_updates(kafka_broker.bootstrap, topic_prefix,
                                   expected_update_count(scenario), timeout=240)
