@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,6 +26,7 @@ from pydantic import (
 
 from creditbus.contract.canonical import format_timestamp
 from creditbus.identity import redact
+from creditbus.kafka.reading import read_to_end
 
 AUDIT_FORMAT = 1
 PURPOSE_MAX_CHARS = 200
@@ -117,54 +117,15 @@ def read_audit(client_config: dict[str, Any], topic: str, *, since: datetime | N
 
     `client_config`: bootstrap servers and authentication (`clientconf.confluent_config`).
     """
-    consumer = Consumer({
-        **client_config, "group.id": f"creditbus-audit-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-    })
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None:
-            return
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in sorted(info.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=timeout)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        if not ends:
-            return
-        if since is not None:
-            ms = int((since - SEEK_SLACK).timestamp() * 1000)
-            wanted = [TopicPartition(topic, tp.partition, ms) for tp in starts]
-            found = consumer.offsets_for_times(wanted, timeout=timeout)
-            # -1 (or the end): nothing that late
-            starts = [tp for tp in found if 0 <= tp.offset < ends[tp.partition]]
-            if not starts:
-                return
-        consumer.assign(starts)
-        pending = {tp.partition for tp in starts}
-        while pending:
-            msg = consumer.poll(timeout)
-            if msg is None:
-                raise TimeoutError(f"no message from {topic} within {timeout:.0f} s")
-            if msg.error():
-                raise KafkaException(msg.error())
-            partition, offset = msg.partition(), msg.offset()
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-            if offset >= ends[partition]:
-                continue
-            try:
-                record = AuditRecord.from_bytes(msg.value() or b"")
-            except ValidationError:
-                continue  # not an audit record: skip, never fail the listing
-            if since is not None and record.at_datetime() < since:
-                continue
-            if not person_matches(person, record.person_key):
-                continue
-            yield record
-    finally:
-        consumer.close()
+    since_ms = int((since - SEEK_SLACK).timestamp() * 1000) if since is not None else None
+    for msg in read_to_end(client_config, topic, since_ms=since_ms, timeout=timeout,
+                           client="creditbus-audit"):
+        try:
+            record = AuditRecord.from_bytes(msg.value() or b"")
+        except ValidationError:
+            continue  # not an audit record: skip, never fail the listing
+        if since is not None and record.at_datetime() < since:
+            continue
+        if not person_matches(person, record.person_key):
+            continue
+        yield record

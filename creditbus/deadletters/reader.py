@@ -7,7 +7,6 @@ console needs no group ACL (docs/deadletters.md says which principal runs it).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from creditbus.deadletters.records import DeadLetter, DeadLetterFilter
 from creditbus.errors import CreditbusError
+from creditbus.kafka.reading import one_off_consumer, read_to_end
 
 TIMEOUT_S = 30.0
 
@@ -24,45 +24,14 @@ class SourceGone(CreditbusError, LookupError):
 
 
 def _consumer(client_config: dict[str, Any]) -> Consumer:
-    return Consumer({**client_config, "group.id": f"creditbus-deadletters-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "enable.partition.eof": False})
+    return one_off_consumer(client_config, "creditbus-deadletters")
 
 
 def read_topic(client_config: dict[str, Any], topic: str, *,
                timeout: float = TIMEOUT_S) -> Iterator[Message]:
     """Every message of `topic` from its low watermark to its end at the start of the call;
     nothing when the topic does not exist."""
-    consumer = _consumer(client_config)
-    try:
-        info = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if info is None or info.error is not None:
-            return
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in sorted(info.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=timeout)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
-        if not starts:
-            return
-        consumer.assign(starts)
-        pending = set(ends)
-        while pending:
-            msg = consumer.poll(timeout)
-            if msg is None:
-                raise TimeoutError(f"no message from {topic} within {timeout:.0f} s")
-            if msg.error():
-                raise KafkaException(msg.error())
-            partition, offset = msg.partition(), msg.offset()
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-            if offset < ends[partition]:
-                yield msg
-    finally:
-        consumer.close()
+    return read_to_end(client_config, topic, timeout=timeout, client="creditbus-deadletters")
 
 
 def read_dead_letters(client_config: dict[str, Any], prefix: str,
