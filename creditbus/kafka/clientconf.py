@@ -34,9 +34,9 @@ SASL_PROTOCOL = "SASL_SSL"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-class ClientConfigError(SettingsError):
-    """The Kafka client settings are incomplete or unsafe (the message is one line; the
-    `creditbus` command prints it as `error: ...`, without a traceback)."""
+ClientConfigError = SettingsError
+"""Kafka client settings that are incomplete or unsafe are settings errors like any other
+(the name stays for the modules that import it)."""
 
 
 def kafka_credentials(settings: Any) -> tuple[str, str] | None:
