@@ -26,6 +26,7 @@ from itertools import groupby
 from typing import Any, TextIO
 
 from creditbus.archive.chain import chain_problems
+from creditbus.errors import ConfigError, DatabaseError
 from creditbus.platformdb.db import PlatformDB, open_db, redact_url
 from creditbus.platformdb.records import (
     PERSON_COLUMNS,
@@ -196,22 +197,22 @@ def _body(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def run(database_url: str, *, max_problems: int = 1000, out: TextIO | None = None) -> int:
-    """The `creditbus verify` command: 0 clean, 1 problems found, 2 cannot check."""
+    """The `creditbus verify` command: 0 clean, 1 problems found; ConfigError for an unusable
+    URL, DatabaseError when the database cannot be checked."""
     out = out or sys.stdout
     try:
         db = open_db(database_url, application_name="creditbus-verify")
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(str(exc)) from None
     try:
         if db.schema_version() is None:
-            print(f"error: {redact_url(database_url)} holds no platform schema (run the sink "
-                  "first)", file=sys.stderr)
-            return 2
+            raise DatabaseError(f"{redact_url(database_url)} holds no platform schema (run the "
+                                "sink first)")
         report = verify(db)
+    except DatabaseError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any database failure means "cannot check"
-        print(f"error: cannot read {redact_url(database_url)}: {exc}", file=sys.stderr)
-        return 2
+        raise DatabaseError(f"cannot read {redact_url(database_url)}: {exc}") from None
     finally:
         db.close()
     for problem in report.problems[:max_problems]:

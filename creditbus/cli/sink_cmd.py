@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="check the platform database's hash chains and rows against its log",
         description="Recompute every person's hash chain from cb_update_log and check that "
                     "cb_person and cb_record equal what the log implies. Exit 0 when clean, "
-                    "1 when problems were found, 2 when the database cannot be checked.")
+                    "1 when problems were found, 4 when the database cannot be checked.")
     verify.add_argument("--database-url", metavar="URL",
                         help="platform database (default: CREDITBUS_DATABASE_URL)")
     verify.add_argument("--max-problems", type=int, default=1000, metavar="N",

@@ -22,6 +22,7 @@ from creditbus.connectors.platform.verify import verify
 from creditbus.connectors.updates import HASH_MISMATCH, Incoming, prepare
 
 from creditbus.contract.wire import Wire
+from creditbus.errors import DatabaseError
 from creditbus.platformdb import schema
 from creditbus.platformdb.db import ErrorKind, open_db, redact_url
 from creditbus.platformdb.sqlite import SqliteDB, parse_sqlite_url
@@ -280,8 +281,9 @@ def test_verify_reports_what_was_changed_outside_the_bus(db: SqliteDB) -> None:
     assert out.getvalue().splitlines()[-1].startswith("verify: 16 persons, 150 updates")
 
 
-def test_verify_without_a_schema_exits_2(tmp_path: Path) -> None:
-    assert verify_run(f"sqlite:///{tmp_path}/none.db", out=io.StringIO()) == 2
+def test_verify_without_a_schema_is_a_database_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="holds no platform schema"):  # exit 4
+        verify_run(f"sqlite:///{tmp_path}/none.db", out=io.StringIO())
     assert not (tmp_path / "none.db").exists()
 
 
