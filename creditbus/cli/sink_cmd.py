@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 
 from creditbus import metrics
 from creditbus.connectors.consuming import LoopOptions
-from creditbus.connectors.errors import SinkFatal
+from creditbus.errors import ConfigError
 from creditbus.kafka.admin import ensure_bus_topics
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.logsetup import configure_logging
@@ -117,9 +116,8 @@ def run_sink(args: argparse.Namespace) -> int:
 
         return run_platform_sink(options, args.database_url or settings.database_url,
                                  dead_letter_topic, wire, stop)
-    except (SinkFatal, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # an unusable database URL
+        raise ConfigError(str(exc)) from None
     finally:
         metrics.PROCESS_UP.labels("sink").set(0)
 

@@ -247,12 +247,12 @@ def test_a_sink_role_never_migrates_and_says_what_to_run(
     assert "run `creditbus db migrate` with the database owner's URL" in message
     assert d.sink_role in message and d.passwords[d.sink_role] not in message
 
-    # the command: one line on stderr, exit 2, no traceback
+    # the command: one line on stderr, exit 4 (a DatabaseError), no traceback
     env = dict(bus_env, CREDITBUS_DATABASE_URL=url, CREDITBUS_SINK_METRICS_PORT="0")
     done = subprocess.run([sys.executable, "-m", "creditbus.cli.main", "sink",
                            "--until-idle", "2"], env=env, capture_output=True, text=True,
                           timeout=120)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 4, done.stderr
     errors_out = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors_out) == 1 and "creditbus db migrate" in errors_out[0]
     assert "Traceback" not in done.stderr and d.passwords[d.sink_role] not in done.stderr
