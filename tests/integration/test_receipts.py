@@ -153,3 +153,43 @@ def test_edge_rejections_get_one_deterministic_receipt_each(
     assert counts == {("justice", "rejected"): 2, ("edu", "rejected"): 1}
     for _key, value in after:
         assert broken.encode() not in value and number.encode() not in value
+
+
+def test_publish_wait_without_a_worker_names_every_row_unanswered_and_exits_1(
+    kafka_broker: BrokerState, topic_prefix: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No worker runs: every delivered row is 未回执 (NO_RECEIPT) in both reports, exit 1."""
+    import argparse
+    import io
+
+    from creditbus.cli import publish_cmd
+    from creditbus.devtools.sample import sample_rows, write_rows
+    from creditbus.publish.receipt_report import read_receipt_report
+
+    monkeypatch.setenv("CREDITBUS_BOOTSTRAP", kafka_broker.bootstrap)
+    monkeypatch.setenv("CREDITBUS_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("CREDITBUS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CREDITBUS_PARTITIONS", "1")
+    ensure_topics(admin_client(kafka_broker.bootstrap),
+                  [s for s in worker_topics(topic_prefix, ["justice"], 1, 1)
+                   if s.name == receipts_topic(topic_prefix, "justice")])
+    seen: set[str] = set()
+    rows = [r for r in sample_rows("justice", 8, seed=3) if r["操作(新增/撤销)"] == "新增"
+            and not (r["记录编号"] in seen or seen.add(r["记录编号"]))][:3]
+    path = write_rows(tmp_path / "j.csv", rows)
+    parser = argparse.ArgumentParser()
+    publish_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["publish", "--unit", "justice", "--wait", "--wait-timeout", "2",
+                              str(path)])
+    err = io.StringIO()
+    assert publish_cmd.run(args, out=err) == 1, err.getvalue()
+    said = err.getvalue()
+    assert "3 rows: 0 accepted, 0 duplicate, 0 rejected (0 before sending, 0 by the bus), " \
+        "3 unanswered" in said, said
+    outcomes = read_receipt_report(tmp_path / "j.csv.receipts.csv")
+    assert [(r["row"], r["outcome"], r["code"]) for r in outcomes] == [
+        ("2", "未回执", "NO_RECEIPT"), ("3", "未回执", "NO_RECEIPT"), ("4", "未回执", "NO_RECEIPT")]
+    errors = publish_cmd.read_report(tmp_path / "j.csv.errors.csv")
+    assert [e["code"] for e in errors] == ["NO_RECEIPT"] * 3
+    assert "2 秒内未收到总线的回执" in errors[0]["message"]
