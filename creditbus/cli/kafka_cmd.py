@@ -47,17 +47,6 @@ def local_broker(settings: Settings, *, secure: bool = False) -> LocalBroker:
                        secure=secure)
 
 
-def _secure_setting(settings: Settings) -> bool:
-    """CREDITBUS_KAFKA_SECURE, read so that it works before and after Settings has the field."""
-    value = getattr(settings, "kafka_secure", None)
-    if value is None:
-        value = os.environ.get("CREDITBUS_KAFKA_SECURE", "")
-    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
-
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
 def run_certs(args: argparse.Namespace) -> int:
     """Keystores for `--broker` names; prints paths and names, never key material."""
     owner = _owner(args.owner) if args.owner else None
@@ -83,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kafka_action == "certs":
         return run_certs(args)
     settings = Settings.from_env()
-    secure = args.kafka_action == "up" and (args.secure or _secure_setting(settings))
+    secure = args.kafka_action == "up" and (args.secure or settings.kafka_secure)
     broker = local_broker(settings, secure=secure)
     if args.kafka_action == "up":
         state = broker.up()

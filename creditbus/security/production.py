@@ -8,7 +8,6 @@ checked: `make demo` and the tests run on the defaults.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
@@ -68,7 +67,7 @@ def _kafka_problems(settings: Settings) -> list[str]:
 
 
 def _database_problems(settings: Settings) -> list[str]:
-    if not os.environ.get("CREDITBUS_DATABASE_URL", "").strip():
+    if "database_url" not in settings.model_fields_set:  # the computed default
         return ["CREDITBUS_DATABASE_URL is not set (the development SQLite file)"]
     url = settings.database_url
     if not url.startswith(("postgresql:", "postgres:")):
