@@ -33,7 +33,6 @@ RECEIPT_PROBLEMS: Final[dict[str, str]] = {
 }
 """Reasons decided by the bus that the import report never shows (it validates before)."""
 
-_PERSONAL: Final = ("person.id_number", "id_number", "person.name", "name")
 
 
 def masked_value(field: str | None, datum: Mapping[str, Any] | None) -> str | None:
@@ -63,7 +62,3 @@ def rejection_text(reason: str, field: str | None, value: str | None) -> str:
 
 def accepted_text(version: int) -> str:
     return ACCEPTED_TEXT.format(version=version)
-
-
-def is_personal(field: str | None) -> bool:
-    return field in _PERSONAL
