@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import ssl
 import sys
-from pathlib import Path
 
 from creditbus.catalog import default_catalog
 from creditbus.errors import ConfigError
@@ -16,18 +14,8 @@ from creditbus.settings import Settings
 
 log = logging.getLogger("creditbus.ops")
 
-TOKENS_ENV = "CREDITBUS_QUERY_TOKENS"
-
 
 # -- query ---------------------------------------------------------------------------------
-
-def tokens_path(settings: Settings) -> Path:
-    """CREDITBUS_QUERY_TOKENS, default $CREDITBUS_HOME/query-tokens.toml."""
-    configured = getattr(settings, "query_tokens", None)
-    if configured:
-        return Path(configured)
-    value = os.environ.get(TOKENS_ENV, "").strip()
-    return Path(value).expanduser() if value else settings.home / "query-tokens.toml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,7 +73,7 @@ def _serve_query(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | 
 
     require_broker(settings)  # the audit topic
     confluent_auth(settings)  # ConfigError now rather than at the first query
-    path = tokens_path(settings)
+    path = settings.query_tokens
     if not path.exists():  # the service picks the file up as soon as a token is added
         log.warning("no tokens file at %s yet: every query is refused until tokens are added "
                     "with `creditbus query token add`", path)
@@ -133,7 +121,7 @@ def run_token_add(args: argparse.Namespace) -> int:
         raise ConfigError("--role unit needs --unit CODE")
     if args.role != "unit" and args.unit:
         raise ConfigError("only --role unit takes --unit")
-    path = tokens_path(settings)
+    path = settings.query_tokens
     token = add_token(path, name=args.name, role=args.role, unit=args.unit,
                       catalog=default_catalog(settings.catalog_dir))
     print(token)
@@ -145,7 +133,7 @@ def run_token_add(args: argparse.Namespace) -> int:
 def run_token_list(args: argparse.Namespace) -> int:
     from creditbus.services.query.tokens import load_entries
 
-    path = tokens_path(Settings.from_env())
+    path = Settings.from_env().query_tokens
     entries = load_entries(path)
     for e in entries:
         print("\t".join((e.name, e.role, e.unit or "-", e.created_at)))
@@ -156,7 +144,7 @@ def run_token_list(args: argparse.Namespace) -> int:
 def run_token_revoke(args: argparse.Namespace) -> int:
     from creditbus.services.query.tokens import revoke_token
 
-    path = tokens_path(Settings.from_env())
+    path = Settings.from_env().query_tokens
     removed = revoke_token(path, args.name)
     if not removed:
         print(f"error: no token named {args.name!r} in {path}", file=sys.stderr)
