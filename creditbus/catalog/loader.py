@@ -11,7 +11,6 @@ a unit's `documents`, without a code change.
 from __future__ import annotations
 
 import functools
-import os
 import tomllib
 from collections.abc import Iterable
 from importlib import resources
@@ -32,7 +31,6 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "severities": ("severity", Severity),
 }
 PACKAGED_FILES = ("domains.toml", "severities.toml", "categories.toml", "groups.toml", "units.toml")
-CATALOG_DIR_ENV = "CREDITBUS_CATALOG_DIR"
 
 _Merged = dict[str, dict[str, tuple[dict[str, Any], str]]]  # kind -> code -> (raw, origin file)
 
@@ -62,13 +60,14 @@ def load_catalog(extra_dir: Path | None = None) -> Catalog:
 def default_catalog(extra_dir: Path | None = None) -> Catalog:
     """The catalog, loaded once per `extra_dir`.
 
-    Without an argument the extra directory comes from `CREDITBUS_CATALOG_DIR` (read at the
-    first call); pass `settings.catalog_dir` to be explicit. `default_catalog.cache_clear()`
-    forgets loaded catalogs.
+    Without an argument the extra directory is the settings' `catalog_dir`
+    (`CREDITBUS_CATALOG_DIR`, read at the first call); pass `settings.catalog_dir` to be
+    explicit. `default_catalog.cache_clear()` forgets loaded catalogs.
     """
     if extra_dir is None:
-        configured = os.environ.get(CATALOG_DIR_ENV, "").strip()
-        extra_dir = Path(configured) if configured else None
+        from creditbus.settings import Settings
+
+        extra_dir = Settings.from_env().catalog_dir
     return load_catalog(extra_dir)
 
 
