@@ -33,6 +33,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.faults)
 
 
+_FAULT_LINES: list[str] = []
+"""The `faults:` lines of the fault cases (tests/faults/conftest.py), taken from the reports:
+with pytest-xdist the cases run in worker processes and only their reports reach this one."""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _FAULT_LINES.extend(str(v) for k, v in report.user_properties if k == "faults")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FAULT_LINES:
+        terminalreporter.section("faults")
+        for line in sorted(_FAULT_LINES):
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerState]:
     """Start the real broker once for the session and stop it (and its data) at the end."""

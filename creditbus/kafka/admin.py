@@ -4,6 +4,7 @@ creates its topics)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -52,7 +53,27 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_until_known(admin, [m.topic for m in missing], timeout)
     return created
+
+
+def _wait_until_known(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Until the broker's metadata lists every partition of `names` with a leader.
+
+    A created topic is in the controller's log before the brokers' metadata caches have it;
+    a client that asks in between sees no topic, and aiokafka (Faust) keeps such a topic at
+    0 partitions for minutes: the worker's first table write then fails Faust's partition
+    check (PartitionsMismatch). Seen on a loaded machine within a second of the creation.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        pending = [n for n in names if n not in topics or topics[n].error is not None
+                   or not topics[n].partitions
+                   or any(p.leader < 0 for p in topics[n].partitions.values())]
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def delete_topics(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> None:

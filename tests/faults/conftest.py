@@ -4,8 +4,9 @@
 
 printed as the case ends (visible with `-s`), attached to the test as the user property
 `faults` (JUnit XML), appended to the file named by `CREDITBUS_FAULTS_SUMMARY` when set, and
-repeated in a "faults" section of pytest's terminal summary. `lost` is asserted to be 0 after
-the line is recorded, so a failing case still reports its figures.
+repeated in a "faults" section of pytest's terminal summary (tests/conftest.py collects it from
+the test reports, so it works with pytest-xdist too). `lost` is asserted to be 0 after the line
+is recorded, so a failing case still reports its figures.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-_LINES: list[str] = []
 
 Report = Callable[..., str]
 
@@ -36,7 +35,6 @@ def faults_report(record_property: Callable[[str, object], None]) -> Report:
                lost: int, detail: str = "") -> str:
         line = format_line(case, events_in=events_in, archived=archived,
                            dead_lettered=dead_lettered, lost=lost)
-        _LINES.append(line)
         print(line, flush=True)
         record_property("faults", line)
         summary = os.environ.get("CREDITBUS_FAULTS_SUMMARY", "").strip()
@@ -47,10 +45,3 @@ def faults_report(record_property: Callable[[str, object], None]) -> Report:
         return line
 
     return report
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _LINES:
-        terminalreporter.section("faults")
-        for line in _LINES:
-            terminalreporter.write_line(line)

@@ -30,26 +30,20 @@ from creditbus.kafka.lag import workers_lag
 from creditbus.topics import (
     by_person_topic,
     deadletter_topic,
+    edge_group_id,
     raw_topic,
     sink_deadletter_topic,
     updates_topic,
+    worker_app_id,
     worker_groups,
 )
-from tests.bus import BusProcess, worker_env
+from tests.bus import BusProcess, wait_for_members, worker_env
 
 SECRET = "test-secret"
 """The person-key secret of every process of the suite (so two runs' person keys agree)."""
 
 PARTITIONS = 4
 """Partitions of the by-person and updates topics (as the bus's default)."""
-
-FAST_FAILURE_DETECTION = {
-    # Faust reads these from the environment. With its defaults (60 s session timeout) a
-    # SIGKILLed worker keeps its partitions for a minute before the broker notices; the
-    # crash test kills a dozen times, so the group notices a dead member after 8 s instead.
-    "BROKER_SESSION_TIMEOUT": "8",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
-}
 
 _wire = Wire()
 
@@ -220,8 +214,7 @@ class FaultBus:
         if env_file.exists():
             env = json.loads(env_file.read_text())
         else:
-            env = worker_env(self.base_env, self.workdir / f"state-{name}",
-                             **FAST_FAILURE_DETECTION, **extra)
+            env = worker_env(self.base_env, self.workdir / f"state-{name}", **extra)
             env_file.write_text(json.dumps(env))
         proc = BusProcess(["worker"], env, self.workdir / f"{name}.log")
         self.processes.append(proc)
@@ -284,6 +277,16 @@ class FaultBus:
         return bad
 
     # -- progress -------------------------------------------------------------------------------
+
+    def wait_for_workers(self, members: int, timeout: float = 90.0) -> None:
+        """Until both worker groups (the Faust app's, the edge stage's) are stable with
+        `members` members, each owning partitions: workers joined or left, tables moved."""
+        wait_for_members(self.bootstrap, [worker_app_id(self.prefix),
+                                          edge_group_id(self.prefix)], members, timeout)
+
+    def wait_for_sink(self, timeout: float = 60.0) -> None:
+        """Until the long-running sink's group is stable with its partitions assigned."""
+        wait_for_members(self.bootstrap, [f"{self.prefix}-platform-sink"], 1, timeout)
 
     def worker_lag(self) -> int:
         return workers_lag(self.bootstrap, self.prefix, units())
@@ -401,6 +404,15 @@ class OutputWatcher:
                 self.event_ids[u["event_id"]] += 1  # distinct updates per event: must be 1
         elif known != u["hash"]:
             self.divergent.append(key)
+
+    def wait_for_updates(self, updates: int, timeout: float = 60.0) -> None:
+        """Until at least `updates` distinct updates arrived: the bus is at work."""
+        deadline = time.monotonic() + timeout
+        while len(self.updates) < updates:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(self.updates)} of {updates} updates after "
+                                     f"{timeout:.0f} s")
+            self.poll(0.2)
 
     def wait(self, updates: int, dead_letters: int, timeout: float, quiet: float = 3.0) -> bool:
         """Until at least `updates` distinct updates and `dead_letters` distinct dead letters

@@ -100,10 +100,11 @@ def test_broker_stopped_and_started_mid_run_loses_and_doubles_nothing(
     try:
         worker = bus.worker().start()
         sink = bus.sink().start()
-        time.sleep(10)  # the worker has joined its group
+        bus.wait_for_workers(1)
+        bus.wait_for_sink()
         producer = PacedProducer(bootstrap, scenario.messages, seconds=20.0)
         producer.start()
-        time.sleep(6)
+        watcher.wait_for_updates(expected_updates // 10)  # the bus is at work: stop it now
         own_broker.down()  # clean stop, data kept
         time.sleep(OUTAGE_S)
         back = own_broker.up(quiet=True)

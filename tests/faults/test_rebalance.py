@@ -52,10 +52,12 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
         first = bus.worker("w1").start()
         sink = bus.sink().start()
         produce(bootstrap, messages[:third])
-        time.sleep(4)
+        watcher.wait_for_updates(expected_updates // 10)  # worker 1 at work
         second = bus.worker("w2").start()  # joins: the group rebalances, tables move
         produce(bootstrap, messages[third:2 * third])
-        time.sleep(8)
+        bus.wait_for_workers(2)  # both own partitions: tables and partitions moved once
+        watcher.poll(0.5)
+        watcher.wait_for_updates(len(watcher.updates) + 100, 120)  # the two go on with it
         first_exit = first.stop(timeout=60)  # leaves: worker 2 takes over everything
         produce(bootstrap, messages[2 * third:])
         if not watcher.wait(expected_updates, expected_dead, 300):
