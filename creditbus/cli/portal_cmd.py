@@ -119,7 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    config = PortalConfig.from_env()
+    config = PortalConfig.from_settings(settings)
     host = args.host or config.host
     port = args.port if args.port is not None else config.port
     if settings.production and config.secure_cookies == "never":

@@ -12,14 +12,12 @@ import logging
 import socket
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from creditbus.services.portal import office, unit
+from creditbus.services.portal import deadletters, office, unit
 from creditbus.services.portal.accounts import LoginThrottle, check_password
 from creditbus.services.portal.config import PortalConfig
 from creditbus.services.portal.personal import PersonalReads
@@ -154,6 +152,7 @@ def create_app(portal: Portal, reads: PersonalReads, settings: Settings) -> web.
     r.add_static("/static/", HERE / "static", append_version=True)
     unit.add_routes(r)
     office.add_routes(r)
+    deadletters.add_routes(r)
 
     async def started(_app: web.Application) -> None:
         metrics.PROCESS_UP.labels("portal").set(1)
@@ -192,11 +191,3 @@ def serve(app: web.Application, sock: socket.socket) -> None:
     log.info("portal on http://%s:%d", host, port)
     web.run_app(app, sock=sock, print=None,
                 access_log=logging.getLogger("creditbus.portal.access"))
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def context(**values: Any) -> dict[str, Any]:
-    return values

@@ -1,5 +1,4 @@
-"""The portal's settings: the `portal_*` fields of creditbus.settings.Settings
-(CREDITBUS_PORTAL_*, docs/settings.md), in the shape the portal's code uses."""
+"""The portal's settings, taken from creditbus.settings (CREDITBUS_PORTAL_*, docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -22,16 +21,10 @@ class PortalConfig:
     """`always`, `never` (plain-HTTP development only) or `auto` (Secure over HTTPS)."""
     max_upload_bytes: int = 20 * 1024 * 1024
     session_hours: float = 8.0
-    purpose_minutes: float = 30.0
     kafka_credentials: Path | None = None
     """A credentials file of `creditbus acl apply`: a unit's upload is published with that
     unit's own principal. Unset: with the configured Kafka login (or none)."""
     receipt_timeout_s: float = 60.0
-    upload_workers: int = 2
-
-    @classmethod
-    def from_env(cls) -> PortalConfig:
-        return cls.from_settings(Settings.from_env())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PortalConfig:

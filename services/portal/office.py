@@ -4,7 +4,6 @@ number with a stated purpose, and the audit trail."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import datetime
 from typing import Any
 
@@ -38,8 +37,6 @@ from creditbus.constants import CHINA_TZ
 from creditbus.kafka.clientconf import confluent_config
 from creditbus.topics import audit_topic
 
-RECEIPTS_MODULE = "creditbus.receipts"
-DEADLETTERS_MODULE = "creditbus.deadletters"
 AUDIT_ROWS = 500
 
 
@@ -81,33 +78,6 @@ async def export(request: web.Request) -> web.StreamResponse:
         data = await portal.run(progress_csv, report)
         return _download(data, f"重点人群信用档案建设情况表_{stamp}.csv", "text/csv")
     raise PortalError(404)
-
-
-# -- rejections and dead letters --------------------------------------------------------------
-
-def _optional(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-async def rejections(request: web.Request) -> web.StreamResponse:
-    await require_user(request, "office")
-    portal = request.app[PORTAL_KEY]
-    settings = request.app[SETTINGS_KEY]
-    uploads = await portal.run(portal.store.outcome_counts)
-    unit_names = {u.code: u.name_zh for u in portal.catalog.units}
-    bus: list[tuple[Any, ...]] | None = None
-    receipts = _optional(RECEIPTS_MODULE)
-    if receipts is not None:
-        try:
-            bus = await portal.run(receipts.summarize, settings)
-        except Exception:  # the broker unreachable: show what the portal has  # noqa: BLE001
-            bus = None
-    return render(request, "office_rejections.html", {
-        "uploads": uploads, "bus": bus, "unit_names": unit_names,
-        "deadletters_ready": _optional(DEADLETTERS_MODULE) is not None})
 
 
 # -- a person's archive -----------------------------------------------------------------------
@@ -176,7 +146,6 @@ async def audit_trail(request: web.Request) -> web.StreamResponse:
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/office", progress)
     r.add_get("/office/export.{kind}", export)
-    r.add_get("/office/rejections", rejections)
     r.add_get("/office/lookup", lookup_form)
     r.add_post("/office/lookup", lookup)
     r.add_get("/office/audit", audit_trail)

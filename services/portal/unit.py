@@ -3,9 +3,9 @@ retraction requests and the unit's own row of the progress table."""
 
 from __future__ import annotations
 
-import importlib
+import time as _time
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,20 @@ from creditbus.services.portal.web import (
     require_user,
 )
 
+from creditbus.constants import CHINA_TZ
+from creditbus.contract.models import REPAIR_RECORD
+from creditbus.contract.validation import EventRejected
 from creditbus.identity import IdentifierError, parse_resident_id, person_key
 from creditbus.publish.producer import CreditPublisher, default_wire
 from creditbus.publish.row_events import HeaderError, map_headers
 from creditbus.publish.spreadsheet import TableError, open_table
+from creditbus.publish.template import build_template, default_file_name
+from creditbus.receipts import ReceiptsError, wait_for_receipts
 
 ALLOWED_SUFFIXES = (".xlsx", ".csv")
 XLSX_MAGIC = b"PK\x03\x04"
 TEXT_LIMIT = 2000
-TEMPLATE_MODULE = "creditbus.publish.template"
+ACTION_RECEIPT_S = 15.0
 
 
 async def _unit_user(request: web.Request) -> User:
@@ -54,18 +59,10 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     groups = [portal.catalog.group(g) for g in unit.groups]
     return render(request, "unit_home.html", {
         "unit": unit, "groups": groups, "submissions": submissions,
-        "max_mb": portal.config.max_upload_bytes // (1024 * 1024),
-        "templates_ready": _template_module() is not None})
+        "max_mb": portal.config.max_upload_bytes // (1024 * 1024)})
 
 
 # -- templates --------------------------------------------------------------------------------
-
-def _template_module() -> Any | None:
-    try:
-        return importlib.import_module(TEMPLATE_MODULE)
-    except ImportError:
-        return None
-
 
 async def template(request: web.Request) -> web.StreamResponse:
     user = await _unit_user(request)
@@ -75,24 +72,19 @@ async def template(request: web.Request) -> web.StreamResponse:
         group = None
     elif group not in portal.catalog.unit(_unit(user)).groups:
         raise PortalError(404, "本单位不负责该重点人群，没有对应的模板。")
-    module = _template_module()
-    if module is None:
-        raise PortalError(404, "模板服务暂不可用，请联系信用办。")
-    data, filename = await portal.run(_build_template, module, portal.catalog, _unit(user),
-                                      group)
+    data, filename = await portal.run(_build_template, portal.catalog, _unit(user), group)
     return _download(data, filename, "application/vnd.openxmlformats-officedocument."
                                      "spreadsheetml.sheet")
 
 
-def _build_template(module: Any, catalog: Any, unit: str, group: str | None,
-                    ) -> tuple[bytes, str]:
+def _build_template(catalog: Any, unit: str, group: str | None) -> tuple[bytes, str]:
     """The blank template of `group` (or of every group of the unit) for `unit`:
     creditbus.publish.template, the same file as `creditbus template`."""
     import io
 
     buffer = io.BytesIO()
-    module.build_template(catalog, unit, group).save(buffer)
-    return buffer.getvalue(), module.default_file_name(catalog, unit, group)
+    build_template(catalog, unit, group).save(buffer)
+    return buffer.getvalue(), default_file_name(catalog, unit, group)
 
 
 def _download(data: bytes, filename: str, content_type: str) -> web.Response:
@@ -203,13 +195,24 @@ async def submission_page(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
     portal = request.app[PORTAL_KEY]
     sub = await _own_submission(request, user)
-    outcomes = await portal.run(lambda: portal.store.outcomes(sub["submission_id"],
-                                                              limit=2000))
+    jobs = request.app[JOBS_KEY]
+    sid = sub["submission_id"]
+    waiting = sid in jobs and not jobs[sid].done
+    if sub["status"] == "done" and sub["pending"] and not waiting:
+        # rows the bus had not decided yet: wait for their receipts again, in the background
+        refresh = uploads.ReceiptRefresh(
+            request.app[SETTINGS_KEY], portal.store, sub["unit"], sid,
+            since_ms=int(sub["started_at"]), timeout_s=portal.config.receipt_timeout_s,
+            credentials=portal.config.kafka_credentials)
+        jobs[sid] = refresh.progress
+        uploads.start(refresh)
+        waiting = True
+    outcomes = await portal.run(lambda: portal.store.outcomes(sid, limit=2000))
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.outcome] = counts.get(o.outcome, 0) + 1
     return render(request, "submission.html", {"sub": sub, "outcomes": outcomes,
-                                               "counts": counts})
+                                               "counts": counts, "waiting": waiting})
 
 
 async def submission_status(request: web.Request) -> web.StreamResponse:
@@ -219,7 +222,7 @@ async def submission_status(request: web.Request) -> web.StreamResponse:
     body = progress.as_json() if progress is not None else {
         "phase": "完成", "done": sub["status"] != "running", "rows": sub["total_rows"],
         "total": sub["total_rows"], "published": sub["published"], "failed": None}
-    body["status"] = sub["status"]
+    body["status"] = sub["status"] if progress is None or progress.done else "running"
     return web.json_response(body)
 
 
@@ -290,8 +293,19 @@ async def _show_record(request: web.Request, user: User, purpose: str,
 
 
 async def retract(request: web.Request) -> web.StreamResponse:
-    """Publish the retraction of one of the unit's records, as the unit; the person's identity
-    number, typed again, must match the record's person."""
+    """Publish the retraction (撤回) of one of the unit's records, as the unit."""
+    return await _record_action(request, "RETRACT")
+
+
+async def repair(request: web.Request) -> web.StreamResponse:
+    """Publish the credit repair (信用修复) of one of the unit's records, as the unit, with the
+    repair decision; the bus decides (e.g. too early) and the page shows its receipt."""
+    return await _record_action(request, "REPAIR")
+
+
+async def _record_action(request: web.Request, action: str) -> web.StreamResponse:
+    """The person's identity number, typed again, must match the record's person: the portal
+    never stores it, and the event needs it (it is routed by the person)."""
     form = await request.post()
     user = await check_csrf(request, form)
     if user.is_office:
@@ -301,7 +315,7 @@ async def retract(request: web.Request) -> web.StreamResponse:
     record_id = request.match_info["rid"]
     row = await portal.run(portal.store.unit_record, _unit(user), record_id)
     if row is None:
-        raise PortalError(404, "未找到该记录（只能撤回本单位推送的记录）。")
+        raise PortalError(404, "未找到该记录（只能处理本单位推送的记录）。")
     number = str(form.get("id_number", "")).strip().upper()
     try:
         parse_resident_id(number)
@@ -309,36 +323,74 @@ async def retract(request: web.Request) -> web.StreamResponse:
     except IdentifierError:
         matches = False
     if not matches:
-        raise PortalError(400, "身份证号码与该记录的人员不一致，撤回未执行。")
-    if not str(form.get("reason", "")).strip():
-        raise PortalError(400, "请填写撤回原因。")
-    await portal.run(_publish_retraction, settings, portal, _unit(user), row, number)
-    purpose = user.session.purpose or "撤回本单位记录"
-    return await _show_record(request, user, purpose,
-                              "撤回申请已发送至消息总线，处理后该记录将不再公开。")
-
-
-def _publish_retraction(settings: Any, portal: Any, unit: str, row: dict[str, Any],
-                        id_number: str) -> None:
-    occurred = row["occurred_at"]
-    if not isinstance(occurred, datetime):
-        occurred = datetime.fromisoformat(str(occurred).replace("Z", "+00:00"))
+        raise PortalError(400, "身份证号码与该记录的人员不一致，操作未执行。")
+    if action == "RETRACT":
+        if not str(form.get("reason", "")).strip():
+            raise PortalError(400, "请填写撤回原因。")
+        occurred, content = _as_datetime(row["occurred_at"]), None
+    else:
+        occurred, content = _repair_content(form)
     event = {
-        "unit": unit, "occurred_at": occurred, "action": "RETRACT",
+        "unit": _unit(user), "occurred_at": occurred, "action": action,
         "record_id": row["record_id"],
-        "person": {"id_number": id_number, "name": row["name"], "organisation": None,
+        "person": {"id_number": number, "name": row["name"], "organisation": None,
                    "organisation_uscc": None},
-        "group": row["group_code"], "category": row["category"], "severity": row["severity"],
-        "domain": row["domain"], "source_ref": None, "content": None,
+        "group": row["group_code"], "category": row["category"],
+        "severity": row["severity"].upper() if row["severity"] else None,
+        "domain": row["domain"], "source_ref": None, "content": content,
     }
+    receipt = await portal.run(_publish_one, settings, portal, _unit(user), event)
+    done = {"RETRACT": "撤回", "REPAIR": "信用修复"}[action]
+    if receipt is None:
+        message = f"{done}申请已发送至消息总线，处理结果稍后可在本页查看。"
+    elif receipt.outcome == "rejected":
+        message = f"{done}申请未被受理：{receipt.message}"
+    else:
+        message = f"{done}申请已受理：{receipt.message}"
+    purpose = user.session.purpose or f"{done}本单位记录"
+    return await _show_record(request, user, purpose, message)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _repair_content(form: Any) -> tuple[datetime, tuple[str, dict[str, Any]]]:
+    number = str(form.get("decision_number", "")).strip()
+    authority = str(form.get("authority", "")).strip()
+    try:
+        day = date.fromisoformat(str(form.get("decision_date", "")).strip())
+    except ValueError:
+        raise PortalError(400, "修复决定日期格式应为 2026-05-06。") from None
+    if not number or not authority:
+        raise PortalError(400, "请填写修复决定文书号和修复决定单位。")
+    content = {"decision_number": number[:128], "decision_date": day,
+               "authority": authority[:128], "authority_uscc": None}
+    return datetime.combine(day, time(0), tzinfo=CHINA_TZ), (REPAIR_RECORD, content)
+
+
+def _publish_one(settings: Any, portal: Any, unit: str, event: dict[str, Any]) -> Any | None:
+    """Publish one event as `unit` and wait a little for its receipt (None without one)."""
+    since_ms = int(_time.time() * 1000)
     publish_settings = uploads.publishing_settings(settings, unit,
                                                    portal.config.kafka_credentials)
-    with CreditPublisher(publish_settings, unit, catalog=portal.catalog,
-                         wire=default_wire(publish_settings)) as publisher:
-        publisher.publish(event)
-        report = publisher.flush(30.0)
+    try:
+        with CreditPublisher(publish_settings, unit, catalog=portal.catalog,
+                             wire=default_wire(publish_settings)) as publisher:
+            event_id = publisher.publish(event)
+            report = publisher.flush(30.0)
+    except EventRejected as exc:
+        raise PortalError(400, f"申请内容不符合规范（{exc.code}），未发送。") from None
     if not report.ok:
-        raise PortalError(503, "消息总线未确认收到撤回申请，请稍后再试。")
+        raise PortalError(503, "消息总线未确认收到申请，请稍后再试。")
+    try:
+        found = wait_for_receipts(publish_settings, unit, [event_id], since_ms=since_ms,
+                                  timeout_s=ACTION_RECEIPT_S)
+    except ReceiptsError:
+        return None
+    return found.get(event_id)
 
 
 # -- the unit's row of the progress table -----------------------------------------------------
@@ -399,6 +451,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/unit/records/{rid}", record_page)
     r.add_post("/unit/records/{rid}", record_with_purpose)
     r.add_post("/unit/records/{rid}/retract", retract)
+    r.add_post("/unit/records/{rid}/repair", repair)
     r.add_get("/unit/progress", progress_page)
     r.add_post("/unit/progress", progress_save)
 

@@ -1,7 +1,6 @@
 """A unit's upload, as `creditbus publish` does it: every row converted and validated by the
 publisher's code (creditbus.publish), valid rows published to the unit's inbound topic as that
-unit, then each published row's outcome taken from the bus's receipts (creditbus.receipts)
-when they are available.
+unit, then each published row's outcome taken from the bus's receipts (creditbus.receipts).
 
 A job runs in a worker thread; its `progress` is what the page polls. Rows refused before
 publishing (a cell that cannot be read, an event that breaks the contract) are `rejected` with
@@ -10,7 +9,6 @@ the same reason codes and Chinese messages as the CLI's error report.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -35,13 +33,13 @@ from creditbus.publish.row_events import (
     map_headers,
 )
 from creditbus.publish.spreadsheet import TableError, open_table
+from creditbus.receipts import ReceiptsError, wait_for_receipts
 from creditbus.security.acl import CredentialStore, unit_principal
 from creditbus.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_IN_FILE = "DUPLICATE_IN_FILE"
-RECEIPTS_MODULE = "creditbus.receipts"
 SAVE_EVERY = 500
 RETRY_S = 1.0
 
@@ -81,14 +79,6 @@ def publishing_settings(settings: Settings, unit: str, credentials: Path | None)
     return replace(settings, kafka_username=principal, kafka_password=password)
 
 
-def receipts_module() -> Any | None:
-    """creditbus.receipts when it is installed (it gives the bus's decision per event)."""
-    try:
-        return importlib.import_module(RECEIPTS_MODULE)
-    except ImportError:
-        return None
-
-
 @dataclass
 class UploadJob:
     settings: Settings
@@ -103,6 +93,8 @@ class UploadJob:
     _outcomes: list[Outcome] = field(default_factory=list)
     _sent: dict[str, tuple[int, str]] = field(default_factory=dict)
     """event id -> (row, record id) of the published rows."""
+    _unit_settings: Settings | None = None
+    """The settings with the unit's own Kafka login: it publishes and reads the receipts."""
 
     def run(self) -> None:
         try:
@@ -122,15 +114,7 @@ class UploadJob:
         p.phase = "完成" if status == "done" else "失败"
         self.store.update_submission(self.submission_id, status=status, message=message or "",
                                      finished=True, total_rows=p.rows, published=p.published,
-                                     **self._counts())
-
-    def _counts(self) -> dict[str, int]:
-        counts = {"accepted": 0, "duplicates": 0, "rejected": 0, "pending": 0}
-        key = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected",
-               "pending": "pending"}
-        for o in self.store.outcomes(self.submission_id):
-            counts[key[o.outcome]] += 1
-        return counts
+                                     **outcome_counts(self.store, self.submission_id))
 
     def _save(self) -> None:
         self.store.save_outcomes(self.submission_id, self._outcomes)
@@ -164,7 +148,8 @@ class UploadJob:
         self._finish("done")
 
     def _publisher(self) -> CreditPublisher:
-        settings = publishing_settings(self.settings, self.unit, self.credentials)
+        settings = self._unit_settings = publishing_settings(self.settings, self.unit,
+                                                             self.credentials)
         publisher = CreditPublisher(settings, self.unit, catalog=self.catalog,
                                     wire=default_wire(settings))
         publisher.ensure_topic()
@@ -238,43 +223,93 @@ class UploadJob:
                                       field or None, redact(value) if value else None))
 
     def _wait_for_receipts(self, since_ms: int) -> None:
-        """Each published row's outcome as the bus decided it (creditbus.receipts); rows
-        without a receipt in time stay `pending` (the page says so)."""
-        receipts = receipts_module()
-        if receipts is None or not self._sent:
-            return
-        self.progress.phase = "等待总线处理结果"
-        wanted = list(self._sent)
-
-        def on_progress(p: Any) -> None:
-            self.progress.decided = int(p.accepted + p.duplicate + p.rejected)
-
-        deadline = time.monotonic() + self.receipt_timeout_s
-        decided: dict[str, Any] = {}
-        while True:
-            try:
-                decided = receipts.wait_for_receipts(
-                    self.settings, self.unit, wanted, since_ms=since_ms,
-                    timeout_s=max(1.0, deadline - time.monotonic()), on_progress=on_progress)
-                break
-            except receipts.ReceiptsError as exc:  # e.g. a partition leader moving
-                if time.monotonic() + RETRY_S >= deadline:
-                    log.warning("upload %s: no receipts: %s", self.submission_id, exc)
-                    break
-                time.sleep(RETRY_S)
-        outcomes = []
-        for event_id, receipt in decided.items():
-            if event_id not in self._sent:
-                continue
-            row, record_id = self._sent[event_id]
-            outcomes.append(Outcome(row, str(receipt.outcome), receipt.record_id or record_id,
-                                    event_id, receipt.reason, receipt.message, receipt.field,
-                                    receipt.value))
-        self.progress.decided = len(outcomes)
+        outcomes = decided_outcomes(self._unit_settings or self.settings, self.unit, self._sent,
+                                    since_ms,
+                                    self.receipt_timeout_s, self.progress)
         self.store.save_outcomes(self.submission_id, outcomes)
 
 
-def start(job: UploadJob) -> threading.Thread:
+def decided_outcomes(settings: Settings, unit: str, sent: dict[str, tuple[int, str]],
+                     since_ms: int, timeout_s: float, progress: Progress) -> list[Outcome]:
+    """Each published row's outcome as the bus decided it (creditbus.receipts), for the rows
+    `sent` (event id -> (row, record id)); rows without a receipt in time are left out (they
+    stay `pending`)."""
+    if not sent:
+        return []
+    progress.phase = "等待总线处理结果"
+
+    def on_progress(p: Any) -> None:
+        progress.decided = int(p.accepted + p.duplicate + p.rejected)
+
+    deadline = time.monotonic() + timeout_s
+    decided: dict[str, Any] = {}
+    while True:
+        try:
+            decided = wait_for_receipts(settings, unit, list(sent), since_ms=since_ms,
+                                        timeout_s=max(1.0, deadline - time.monotonic()),
+                                        on_progress=on_progress)
+            break
+        except ReceiptsError as exc:  # e.g. a partition leader moving
+            if time.monotonic() + RETRY_S >= deadline:
+                log.warning("no receipts for %s: %s", unit, exc)
+                break
+            time.sleep(RETRY_S)
+    outcomes = []
+    for event_id, receipt in decided.items():
+        if event_id not in sent:
+            continue
+        row, record_id = sent[event_id]
+        outcomes.append(Outcome(row, str(receipt.outcome), receipt.record_id or record_id,
+                                event_id, receipt.reason, receipt.message, receipt.field,
+                                receipt.value))
+    progress.decided = len(outcomes)
+    return outcomes
+
+
+def outcome_counts(store: PortalStore, submission_id: str) -> dict[str, int]:
+    """The submission's counters, from its stored outcomes."""
+    counts = {"accepted": 0, "duplicates": 0, "rejected": 0, "pending": 0}
+    key = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected",
+           "pending": "pending"}
+    for o in store.outcomes(submission_id):
+        counts[key[o.outcome]] += 1
+    return counts
+
+
+@dataclass
+class ReceiptRefresh:
+    """Waits again for the receipts of a finished submission's `pending` rows (the bus was
+    slow or down during the upload) and stores the outcomes as they are decided."""
+
+    settings: Settings
+    store: PortalStore
+    unit: str
+    submission_id: str
+    since_ms: int
+    timeout_s: float = 60.0
+    credentials: Path | None = None
+    progress: Progress = field(default_factory=Progress)
+
+    def run(self) -> None:
+        self.progress.phase = "等待总线处理结果"
+        try:
+            pending = self.store.outcomes(self.submission_id, only="pending")
+            sent = {o.event_id: (o.source_row, o.record_id or "")
+                    for o in pending if o.event_id}
+            settings = publishing_settings(self.settings, self.unit, self.credentials)
+            outcomes = decided_outcomes(settings, self.unit, sent, self.since_ms,
+                                        self.timeout_s, self.progress)
+            self.store.save_outcomes(self.submission_id, outcomes)
+            self.store.update_submission(self.submission_id,
+                                         **outcome_counts(self.store, self.submission_id))
+        except Exception:  # a refresh never takes the portal down
+            log.exception("receipts refresh of %s failed", self.submission_id)
+        finally:
+            self.progress.phase = "完成"
+            self.progress.done = True
+
+
+def start(job: UploadJob | ReceiptRefresh) -> threading.Thread:
     thread = threading.Thread(target=job.run, name=f"upload-{job.submission_id[:8]}",
                               daemon=True)
     thread.start()
