@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         "", repr=False, description="Password `db migrate` gives the sink role.")
     db_reader_password: Annotated[str, Secret] = Field(
         "", repr=False, description="Password `db migrate` gives the reader role.")
+    db_portal_role: Stripped = Field("creditbus_portal",
+                                     description="PostgreSQL role of the portal (reads the "
+                                                 "archives, writes cb_portal_*).")
+    db_portal_password: Annotated[str, Secret] = Field(
+        "", repr=False, description="Password `db migrate` gives the portal role.")
     kafka_ca_file: OptionalPath = Field(
         default_factory=lambda v: local_ca_file(_home(v), v.get("bootstrap", "")),
         description="CA certificate (PEM) clients verify the brokers with; TLS when set.",
@@ -226,7 +231,8 @@ class Settings(BaseSettings):
         "auto", description="Portal session cookies `Secure`: `auto` (over HTTPS), `always`, "
                             "`never` (plain-HTTP development only).")
     portal_max_upload_mb: float = Field(20, gt=0, description="Largest portal upload (MB).")
-    portal_session_hours: float = Field(8, gt=0, description="How long a portal session lasts (hours).")
+    portal_session_hours: float = Field(8, gt=0,
+                                        description="How long a portal session lasts (hours).")
     portal_kafka_credentials: OptionalPath = Field(
         None, description="Credentials file of `creditbus acl apply`: portal uploads publish "
                           "as the unit's own principal (unset: the configured Kafka login).")

@@ -74,7 +74,7 @@ def _setup_roles(db: PlatformDB, roles: list[RoleSpec]) -> list[str]:
         owner = conn.execute("SELECT current_user").fetchone()[0]
         names = [r.name for r in roles]
         if len(set(names)) != len(names):
-            raise RoleSetupError(f"the sink and reader roles must differ (both {names[0]})")
+            raise RoleSetupError(f"the run-time roles must differ ({', '.join(names)})")
         grants_before = _grants(conn, names)
         for role in roles:
             lines.append(_setup_role(conn, role, owner))
@@ -180,12 +180,14 @@ def _grants(conn: Any, roles: list[str]) -> set[tuple[str, str, str]]:
 
 
 def role_specs(settings: Any) -> list[RoleSpec]:
-    """The two run-time roles as the settings name them."""
+    """The run-time roles as the settings name them."""
     return [
         RoleSpec(schema.SINK_ROLE, settings.db_sink_role, settings.db_sink_password,
                  "CREDITBUS_DB_SINK_PASSWORD(_FILE)"),
         RoleSpec(schema.READER_ROLE, settings.db_reader_role, settings.db_reader_password,
                  "CREDITBUS_DB_READER_PASSWORD(_FILE)"),
+        RoleSpec(schema.PORTAL_ROLE, settings.db_portal_role, settings.db_portal_password,
+                 "CREDITBUS_DB_PORTAL_PASSWORD(_FILE)"),
     ]
 
 

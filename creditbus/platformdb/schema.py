@@ -292,6 +292,7 @@ def pending(current: int) -> list[Migration]:
 
 SINK_ROLE = "sink"
 READER_ROLE = "reader"
+PORTAL_ROLE = "portal"
 
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     SINK_ROLE: {
@@ -310,9 +311,19 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "cb_schema_version": ("SELECT",),
         **{table: () for table in PORTAL_TABLES},
     },
+    PORTAL_ROLE: {
+        "cb_person": ("SELECT",),
+        "cb_record": ("SELECT",),
+        "cb_update_log": ("SELECT",),
+        "cb_sink_offset": (),
+        "cb_schema_version": ("SELECT",),
+        **{table: ("SELECT", "INSERT", "UPDATE", "DELETE") for table in PORTAL_TABLES},
+    },
 }
 """Table privileges of the run-time roles, exactly (`creditbus db migrate` revokes anything
 else on these tables). The sink writes the archive tables and may never delete, nor change a
 row of the append-only update log; the reader role (query service, reports, verify) only reads
-the archives. Neither creates or alters anything: the schema belongs to the owner who runs
-`creditbus db migrate`. A new table needs its line here (a test checks every table has one)."""
+the archives; the portal role reads the archives and keeps its own tables (accounts,
+sessions, submissions, progress rows). None creates or alters anything: the schema belongs to
+the owner who runs `creditbus db migrate`. A new table needs its line here (a test checks
+every table has one)."""
