@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # China's day
     subprocess.run(_cli("receipts", "summary", "--since", today), env=env)
 
+    _step("Starting the web portal (creditbus portal) with demo accounts")
+    portal_url, accounts = _start_portal(settings, env, demo_dir)
+
     print(f"""
 Done. The platform database (SQLite) is {settings.database_url.removeprefix('sqlite:///')}
   the progress table (xlsx, csv, html): {reports}
@@ -109,8 +112,72 @@ Done. The platform database (SQLite) is {settings.database_url.removeprefix('sql
   a unit's receipts:             .venv/bin/creditbus receipts list --unit justice
   the worker's log:              {worker_log}
   the broker keeps running at {state.bootstrap}; stop it with `make stop`
-  (or `.venv/bin/creditbus kafka down`).""")
+  (or `.venv/bin/creditbus kafka down`).
+
+The web portal: {portal_url}  (its log: {demo_dir}/portal.log; stop it with
+  `kill $(cat {demo_dir}/portal.pid)`; uploads made in it are decided while a worker and a
+  sink run: `.venv/bin/creditbus worker` and `.venv/bin/creditbus sink`)
+  demo accounts (user / password, new each run):""")
+    for user, password, what in accounts:
+        print(f"    {user:<10} {password:<18} {what}")
     return 0 if verified == 0 else 1
+
+
+DEMO_PORTAL_UNITS = ("justice", "edu", "health")
+
+
+def _start_portal(settings: Settings, env: dict[str, str],
+                  demo_dir: Path) -> tuple[str, list[tuple[str, str, str]]]:
+    """Demo accounts (the office and three units, fresh passwords) and a portal process left
+    running like the broker; the one a previous demo left is stopped first."""
+    import secrets
+    import signal
+    import urllib.request
+
+    from creditbus.devtools.kafka.ports import free_port
+    from creditbus.services.portal.accounts import hash_password
+    from creditbus.services.portal.store import Account, PortalStore
+
+    catalog = default_catalog(settings.catalog_dir)
+    store = PortalStore(settings.database_url)
+    accounts = []
+    try:
+        store.migrate()
+        for user, unit in (("office", None), *((u, u) for u in DEMO_PORTAL_UNITS)):
+            password = secrets.token_urlsafe(9)
+            name = catalog.unit(unit).name_zh if unit else "信用办"
+            store.save_account(Account(user, "unit" if unit else "office", unit, name,
+                                       hash_password(password)))
+            accounts.append((user, password, f"{name}（{'单位账号' if unit else '信用办'}）"))
+    finally:
+        store.close()
+    pid_file = demo_dir / "portal.pid"
+    try:
+        pid = int(pid_file.read_text())
+        if b"portal" in Path(f"/proc/{pid}/cmdline").read_bytes():  # ours, not a reused pid
+            os.kill(pid, signal.SIGTERM)
+            time.sleep(1)
+    except (OSError, ValueError):
+        pass
+    port = settings.portal_port
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        port = free_port()  # taken by something else
+    except OSError:
+        pass
+    with open(demo_dir / "portal.log", "ab") as log:
+        portal = subprocess.Popen(_cli("portal", "--port", str(port)), env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    pid_file.write_text(str(portal.pid))
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and portal.poll() is None:
+        try:
+            urllib.request.urlopen(url + "healthz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    return url, accounts
 
 
 def _wait_for_worker(worker: subprocess.Popen[bytes], bootstrap: str, settings: Settings,
