@@ -109,12 +109,12 @@ class UploadJob:
 
     def _finish(self, status: str, message: str | None = None) -> None:
         p = self.progress
-        p.failed = message if status == "failed" else None
-        p.done = True
-        p.phase = "完成" if status == "done" else "失败"
         self.store.update_submission(self.submission_id, status=status, message=message or "",
                                      finished=True, total_rows=p.rows, published=p.published,
                                      **outcome_counts(self.store, self.submission_id))
+        p.failed = message if status == "failed" else None
+        p.phase = "完成" if status == "done" else "失败"
+        p.done = True  # after the row: a poll that sees `done` reads the final counts
 
     def _save(self) -> None:
         self.store.save_outcomes(self.submission_id, self._outcomes)
