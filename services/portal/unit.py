@@ -442,7 +442,6 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/unit/templates/{group}", template)
     r.add_post("/unit/upload", upload)
     r.add_get("/unit/submissions", submissions)
-    r.add_get("/submissions/{sid}", submission_page)
     r.add_get("/unit/submissions/{sid}", submission_page)
     r.add_get("/unit/submissions/{sid}/status", submission_status)
     r.add_get("/unit/submissions/{sid}/report.csv", error_report)
