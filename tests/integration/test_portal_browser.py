@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots" / "portal"
 CHROMIUM = "/usr/bin/chromium"
+CJK_FONT = "fonts-wqy-microhei"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
@@ -48,19 +49,32 @@ PURPOSE = "律师执业年度考核核查（门户测试）"
 
 
 def chromium() -> str:
-    """Debian's chromium, installed with apt-get (as root) when missing, like PostgreSQL."""
-    if os.access(CHROMIUM, os.X_OK):
+    """Debian's chromium, and a Chinese font for legible screenshots, installed with apt-get
+    (as root) when missing, like PostgreSQL."""
+    packages = [p for p, present in (("chromium", os.access(CHROMIUM, os.X_OK)),
+                                     (CJK_FONT, _has_cjk_font())) if not present]
+    if not packages:
         return CHROMIUM
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail("the browser test needs Debian's chromium (apt-get install chromium)")
-    print("tests: installing the Debian package 'chromium' with apt-get (once)...",
-          file=sys.stderr, flush=True)
+        if "chromium" in packages:
+            pytest.fail("the browser test needs Debian's chromium (apt-get install chromium)")
+        return CHROMIUM  # screenshots without Chinese glyphs; the test itself is unaffected
+    print(f"tests: installing the Debian package(s) {' '.join(packages)} with apt-get "
+          "(once)...", file=sys.stderr, flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    result = subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True,
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(f"apt-get update -qq && apt-get install -y -qq {' '.join(packages)}",
+                            shell=True, env=env, capture_output=True, text=True)
     if result.returncode != 0 or not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("apt-get install chromium failed:\n" + (result.stderr or result.stdout)[-2000:])
+        pytest.fail(f"apt-get install {' '.join(packages)} failed:\n"
+                    + (result.stderr or result.stdout)[-2000:])
     return CHROMIUM
+
+
+def _has_cjk_font() -> bool:
+    if not shutil.which("fc-list"):
+        return False
+    found = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True)
+    return bool(found.stdout.strip())
 
 
 def _upload_file(tmp: Path) -> tuple[Path, str, str, str]:
