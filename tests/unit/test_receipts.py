@@ -86,7 +86,8 @@ def test_outcomes_of_the_archive_become_receipts() -> None:
                                              "record_id", retract.record_id))
     assert (refused.outcome, refused.reason, refused.field, refused.value) == (
         "rejected", "RETRACT_UNKNOWN_RECORD", "record_id", "SFJ-TYPO")
-    assert refused.message == "记录编号“SFJ-TYPO”：要撤销的记录在本单位已报送的记录中不存在，请核对记录编号"
+    assert refused.message == ("记录编号“SFJ-TYPO”："
+                               "要撤销的记录在本单位已报送的记录中不存在，请核对记录编号")
     assert refused.source_row == 4
 
 
