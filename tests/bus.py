@@ -168,8 +168,9 @@ def stable_members(bootstrap: str, group: str) -> dict[str, int]:
     what the broker's coordinator says, as `kafka-consumer-groups --describe` shows it."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-    except KafkaException:  # the coordinator is loading or moving: not stable
+        description = admin.describe_consumer_groups(
+            [group], request_timeout=10)[group].result(timeout=15)
+    except (KafkaException, TimeoutError):  # the coordinator is loading or moving
         return {}
     if description.state != ConsumerGroupState.STABLE:
         return {}

@@ -220,17 +220,21 @@ class FaultBus:
         self.processes.append(proc)
         return proc
 
-    def sink(self, *options: str, name: str = "sink") -> BusProcess:
-        """A platform sink process (not started), with static membership so that a restarted
-        sink gets its partitions back at once."""
+    def sink(self, *options: str, name: str = "sink", log: str | None = None) -> BusProcess:
+        """A platform sink process (not started), with static membership (instance id `name`)
+        so that a restarted sink gets its partitions back at once."""
         proc = BusProcess(["sink", "--instance-id", name, *options], dict(self.base_env),
-                          self.workdir / f"{name}.log")
+                          self.workdir / f"{log or name}.log")
         self.processes.append(proc)
         return proc
 
-    def run_sink_until_idle(self, idle: float = 5.0, timeout: float = 240.0) -> None:
-        """`creditbus sink --until-idle`: write everything the updates topic holds, then exit."""
-        proc = self.sink("--until-idle", str(idle), name="sink-final").start()
+    def run_sink_until_idle(self, idle: float = 2.0, timeout: float = 240.0) -> None:
+        """`creditbus sink --until-idle`: write everything the updates topic holds, then exit.
+
+        It takes the long-running sink's place (the same instance id): a static member that
+        stopped stays in the group until its session times out (45 s), so a sink of another
+        id would wait that long for its first assignment."""
+        proc = self.sink("--until-idle", str(idle), log="sink-final").start()
         assert proc.proc is not None
         try:
             code = proc.proc.wait(timeout)
@@ -248,7 +252,7 @@ class FaultBus:
         problems += self.commit_problem(commit_wait)
         if sink.stop() != 0:
             problems.append(f"{self.prefix}: the sink did not stop cleanly on SIGTERM")
-        self.run_sink_until_idle(idle=5.0)
+        self.run_sink_until_idle()
         self.stop_all()
         return dump_platform(self.db_path)
 

@@ -325,7 +325,7 @@ def test_hostile_input_is_dead_lettered_with_its_reason_and_never_stops_the_work
             problems.append("the output did not complete in 420 s")
         problems += bus.commit_problem(30)
         alive = worker.alive()
-        bus.run_sink_until_idle(idle=5.0)
+        bus.run_sink_until_idle()
         bus.stop_all()
         dead = list(watcher.dead.values())
         update_messages = read_topic(bootstrap, updates_topic(topic_prefix))

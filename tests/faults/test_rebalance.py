@@ -29,8 +29,8 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
     kafka_broker: Any, topic_prefix: str, tmp_path: Path, faults_report: Report,
 ) -> None:
     """A mixed stream (updates, retractions, exact and content duplicates, bad events) in
-    three slices: the first to worker 1 alone, the second while worker 2 joins, the third
-    after worker 1 was stopped with SIGTERM (a clean leave) and worker 2 took over all its
+    three slices: the first to worker 1 (worker 2 joins while it works on it), the second to
+    the two once both own partitions and tables, the third after worker 1 was stopped with SIGTERM (a clean leave) and worker 2 took over all its
     partitions and tables. The sink runs throughout. Every record must end at its version,
     retraction flag and latest content, every person at its number of changes, each change
     applied once, every bad event dead-lettered with its reason, `creditbus verify` clean."""
@@ -54,10 +54,11 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
         produce(bootstrap, messages[:third])
         watcher.wait_for_updates(expected_updates // 10)  # worker 1 at work
         second = bus.worker("w2").start()  # joins: the group rebalances, tables move
-        produce(bootstrap, messages[third:2 * third])
         bus.wait_for_workers(2)  # both own partitions: tables and partitions moved once
         watcher.poll(0.5)
-        watcher.wait_for_updates(len(watcher.updates) + 100, 120)  # the two go on with it
+        before = len(watcher.updates)
+        produce(bootstrap, messages[third:2 * third])
+        watcher.wait_for_updates(before + 100, 120)  # the two at work on the second slice
         first_exit = first.stop(timeout=60)  # leaves: worker 2 takes over everything
         produce(bootstrap, messages[2 * third:])
         if not watcher.wait(expected_updates, expected_dead, 300):

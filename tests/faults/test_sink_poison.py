@@ -87,7 +87,7 @@ def test_updates_the_database_refuses_are_dead_lettered_and_the_rest_lands(
     try:
         bus.create_topics()
         produce(bootstrap, [(topic, k, v) for k, v in messages])
-        bus.run_sink_until_idle(idle=5.0, timeout=240)
+        bus.run_sink_until_idle(timeout=240)
         state = dump_platform(bus.db_path)
         dead = dead_letters(bootstrap, sink_deadletter_topic(topic_prefix))
         verified = bus.verify()
