@@ -13,7 +13,14 @@ Principals (SASL/SCRAM-SHA-512 users):
   and leader topics start with `<worker app id>-`, which it may create);
 - `sink`: read the updates topic in the sink's default consumer groups (`<prefix>-platform-sink`,
   `<prefix>-http-sink`), write the sink dead-letter topic;
-- `query`: write the audit topic.
+- `query`: write the audit topic;
+- `portal`: the credit office's side of the web portal: write and read the audit topic (an
+  audited look-up, the audit trail), read every unit's receipts (rejections by unit and
+  reason) with the office's group id, read the dead-letter topics and replay an edge or
+  archive dead letter (read its original on the inbound topic, re-publish it there, and keep
+  the replay record). A unit's upload is not published with this login but with the unit's
+  own (`CREDITBUS_PORTAL_KAFKA_CREDENTIALS`); a sink dead letter is replayed only by the
+  operator's console (it writes the updates topic, which the portal may not).
 
 Every principal may also IdempotentWrite on the cluster (idempotent producers). `apply_plan`
 converges the cluster to this plan: it creates missing users and ACLs, removes ACLs of these
@@ -51,6 +58,7 @@ from creditbus.errors import CreditbusError
 from creditbus.topics import (
     audit_topic,
     by_person_topic,
+    deadletter_replays_topic,
     deadletter_topic,
     edge_group_id,
     raw_topic,
@@ -166,6 +174,16 @@ def plan_principals(prefix: str, units: Iterable[str]) -> list[PrincipalPlan]:
     )))
     plans.append(PrincipalPlan("query", "query", (
         *_topic(audit_topic(prefix), "WRITE", "DESCRIBE"), _IDEMPOTENT,
+    )))
+    plans.append(PrincipalPlan("portal", "portal", (
+        *_topic(audit_topic(prefix), "READ", "WRITE", "DESCRIBE"),
+        *_topic(receipts_topic(prefix, ""), "READ", "DESCRIBE", pattern="PREFIXED"),
+        Grant("GROUP", receipts_group_id(prefix), "LITERAL", "READ"),
+        *_topic(deadletter_topic(prefix), "READ", "DESCRIBE"),
+        *_topic(sink_deadletter_topic(prefix), "READ", "DESCRIBE"),
+        *_topic(deadletter_replays_topic(prefix), "READ", "WRITE", "DESCRIBE"),
+        *_topic(raw_topic(prefix, ""), "READ", "WRITE", "DESCRIBE", pattern="PREFIXED"),
+        _IDEMPOTENT,
     )))
     return plans
 

@@ -36,9 +36,9 @@ DASHBOARD_FILE = ROOT / "deploy" / "grafana" / "dashboards" / "creditbus.json"
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
-APP_SERVICES = ("kafka-setup", "worker", "sink", "query")
+APP_SERVICES = ("kafka-setup", "worker", "sink", "query", "portal")
 """The services of the creditbus image that are Kafka clients (db-migrate only migrates)."""
-PROCESS_SERVICES = ("worker", "sink", "query")
+PROCESS_SERVICES = ("worker", "sink", "query", "portal")
 """The long-running processes: each its own Kafka principal."""
 ONE_SHOT_SERVICES = ("kafka-certs", *(f"{node}-format" for node in KAFKA_NODES))
 EXPECTED_SERVICES = {*KAFKA_NODES, *APP_SERVICES, *ONE_SHOT_SERVICES, "db-migrate", "postgres",
@@ -279,14 +279,15 @@ def test_app_services_wait_for_what_they_need(services: dict[str, Any]) -> None:
     for name in PROCESS_SERVICES:
         assert depends_on(services[name]).get("kafka-setup") == "service_completed_successfully"
     assert depends_on(services["db-migrate"]).get("postgres") == "service_healthy"
-    for name in ("sink", "query"):
+    for name in ("sink", "query", "portal"):
         assert depends_on(services[name]).get("db-migrate") == "service_completed_successfully"
     assert services["worker"]["deploy"]["replicas"] == 2
 
 
 def test_only_the_migration_uses_the_database_owner(services: dict[str, Any]) -> None:
     """Least privilege: `db migrate` runs once with the owner; the sink writes with its role,
-    the query service reads with the reader role (creditbus/platformdb/roles.py)."""
+    the query service reads with the reader role, the portal with its own
+    (creditbus/platformdb/roles.py)."""
     from creditbus.settings import Settings
 
     defaults = Settings.from_env()
@@ -296,7 +297,7 @@ def test_only_the_migration_uses_the_database_owner(services: dict[str, Any]) ->
              if "CREDITBUS_DATABASE_URL" in environment(service)}
     owner = environment(services["postgres"])["POSTGRES_USER"]
     assert users == {"db-migrate": owner, "sink": defaults.db_sink_role,
-                     "query": defaults.db_reader_role}
+                     "query": defaults.db_reader_role, "portal": defaults.db_portal_role}
     assert services["db-migrate"]["command"] == ["db", "migrate"]
     assert str(services["db-migrate"]["restart"]) == "no"
 
@@ -644,6 +645,11 @@ def test_every_process_is_its_own_principal_of_the_acl_plan(
     assert f"{prefix}-platform-sink" in groups["sink"]
     assert {g.name for g in plans["query"].grants if g.operation == "WRITE"} == {
         f"{prefix}.audit"}
+    # the portal: the audit topic, not the updates topic (a sink dead letter is the console's)
+    portal_writes = {g.name for g in plans["portal"].grants if g.operation == "WRITE"}
+    assert f"{prefix}.audit" in portal_writes and f"{prefix}.archive.updates" not in portal_writes
+    portal_env = rendered["portal"]
+    assert portal_env["CREDITBUS_PORTAL_KAFKA_CREDENTIALS"].endswith("/kafka/credentials.json")
     # no process is a super user
     for user in users.values():
         assert f"User:{user}" not in node["KAFKA_SUPER_USERS"].split(";")
@@ -709,10 +715,11 @@ def test_app_services_run_the_creditbus_image(services: dict[str, Any]) -> None:
     assert command_argv(services["kafka-setup"])[:2] == ["acl", "apply"]
     assert "--no-topics" not in command_argv(services["kafka-setup"])  # it creates the topics
     assert command_argv(services["kafka-certs"])[:2] == ["kafka", "certs"]
-    assert [command_argv(services[n]) for n in ("worker", "sink", "query")] == [
+    assert [command_argv(services[n]) for n in ("worker", "sink", "query", "portal")] == [
         ["worker"],
         ["sink"],
         ["query"],
+        ["portal"],
     ]
 
 

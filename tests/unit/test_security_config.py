@@ -182,7 +182,7 @@ def test_broker_certificate(ca: BrokerTls, tmp_path: Path) -> None:
 def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
     units = [u.code for u in default_catalog().units]
     plans = {p.name: p for p in plan_principals("credit", units)}
-    assert set(plans) == {f"unit-{u}" for u in units} | {"worker", "sink", "query"}
+    assert set(plans) == {f"unit-{u}" for u in units} | {"worker", "sink", "query", "portal"}
     assert set(plans["unit-justice"].grants) == {
         Grant("TOPIC", "credit.raw.justice", "LITERAL", "WRITE"),
         Grant("TOPIC", "credit.raw.justice", "LITERAL", "DESCRIBE"),
@@ -198,9 +198,14 @@ def test_the_plan_gives_each_principal_only_its_own_resources() -> None:
     assert Grant("GROUP", edge_group_id("credit"), "LITERAL", "READ") in worker
     assert not any(g.operation == "WRITE" and ".raw." in g.name for g in worker)
     assert Grant("TOPIC", "credit.receipts.", "PREFIXED", "WRITE") in worker
-    # a unit reads only its own receipts; the sink and the query service none
-    assert not any(".receipts." in g.name for p in plans.values() if p.name != "worker"
-                   and p.name != "unit-justice" and p.role != "unit" for g in p.grants)
+    # a unit reads only its own receipts; the sink and the query service none; the portal
+    # reads every unit's (the office's view) and writes none
+    assert not any(".receipts." in g.name for p in plans.values()
+                   if p.name not in ("worker", "portal") and p.role != "unit" for g in p.grants)
+    portal = set(plans["portal"].grants)
+    assert Grant("TOPIC", "credit.receipts.", "PREFIXED", "READ") in portal
+    assert not any(g.operation == "WRITE" and ".receipts." in g.name for g in portal)
+    assert not any("archive.updates" in g.name or "by-person" in g.name for g in portal)
     for unit in units:
         assert {g.name for g in plans[f"unit-{unit}"].grants if ".receipts." in g.name} == {
             f"credit.receipts.{unit}"}
