@@ -10,12 +10,15 @@ A REPAIR marks a record repaired (信用修复) when the rule of `creditbus.arch
 and is dead-lettered with its reason otherwise; the minimum periods it needs are catalog data,
 passed as `repair_minimums` (default: the catalog of `default_catalog()`).
 
-The dedup window (`state.seen`) tells an exact duplicate (the same event id from another
-inbound message) from a replay of the very same inbound message (same topic, partition,
-offset), which a restart of either stage after a crash makes.
-A replay emits nothing: the archive agent makes a message's updates durable before it stores
-the state that remembers the message (streams/agents.py), so a state that has seen it means
-its updates are already out.
+A replay of the very same inbound message (same topic, partition, offset), which a restart of
+either stage after a crash makes, is recognised by the person's mark of that inbound partition
+(`state.marks`: the highest offset decided from it, whatever the outcome; a person's messages
+of one inbound partition reach the agent in offset order, repeats aside). A replay emits
+nothing, no receipt either: the archive agent makes a message's output durable before it
+stores the state that remembers the message (streams/agents.py), so a state that has decided
+it means its updates and its receipt are already out, and a message is never decided twice
+against two different states. The dedup window (`state.seen`) tells an exact duplicate (the
+same event id from another inbound message).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from datetime import date
 
 from creditbus.archive import repair
 from creditbus.archive.event import EnrichedEvent, MaintenanceTick
-from creditbus.archive.state import PersonState, RecordState, Seen, seen_key, source_tag
+from creditbus.archive.state import (
+    PersonState,
+    RecordState,
+    Seen,
+    place_key,
+    seen_key,
+    source_tag,
+)
 from creditbus.archive.timeutil import china_date, china_midnight_ms
 from creditbus.archive.update import Update, build_update
 from creditbus.contract import reasons
@@ -79,23 +89,35 @@ def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: 
     severity code -> months before a repair may take effect (`Catalog.repair_minimums()`)."""
     if state is None:
         state = new_state(event)
-    pruned = _prune_seen(state, event.published_at - horizon_ms)
+    tag = source_tag(event.source_topic)
+    place = place_key(tag, event.source_partition)
+    mark = state.marks.get(place)
+    if mark is not None and event.source_offset <= mark:
+        seen = state.seen.get(seen_key(event.event_id))
+        return Outcome(REPLAY, None, version=seen.version if seen is not None else None)
+    _prune_seen(state, event.published_at - horizon_ms)
+    state.marks[place] = event.source_offset
+    outcome = _decide(state, event, tag, repair_minimums)
+    outcome.state = state  # the mark changed: saved whatever the outcome
+    return outcome
+
+
+def _decide(state: PersonState, event: EnrichedEvent, tag: int,
+            repair_minimums: Mapping[str, int] | None) -> Outcome:
     message = seen_key(event.event_id)
     seen = state.seen.get(message)
-    tag = source_tag(event.source_topic)
     if seen is not None:
         if seen.same_place(tag, event.source_partition, event.source_offset):
-            return Outcome(REPLAY, state if pruned else None, version=seen.version)
-        return Outcome(DUPLICATE_EXACT, state if pruned else None, version=seen.version)
+            return Outcome(REPLAY, None, version=seen.version)
+        return Outcome(DUPLICATE_EXACT, None, version=seen.version)
 
     key = record_key(event.unit, event.record_id)
     current = state.records.get(key)
     if event.action == "RETRACT":
         if current is None:
-            return Outcome(DEAD_LETTER, state if pruned else None,
-                           dead_letter_reason=RETRACT_UNKNOWN_RECORD)
+            return Outcome(DEAD_LETTER, None, dead_letter_reason=RETRACT_UNKNOWN_RECORD)
         if current.retracted:
-            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+            return Outcome(DUPLICATE_CONTENT, None)
         record = RecordState(
             current.record_version + 1, True, False, current.content_hash, current.group,
             current.category, current.severity, current.domain, current.occurred_at,
@@ -106,20 +128,19 @@ def apply_event(state: PersonState | None, event: EnrichedEvent, *, horizon_ms: 
         try:
             decision = repair.decision_of(event.content_json)
         except ValueError:  # validation lets no such event through; never crash on one
-            return Outcome(DEAD_LETTER, state if pruned else None,
-                           dead_letter_reason=reasons.CONTENT_MISMATCH)
+            return Outcome(DEAD_LETTER, None, dead_letter_reason=reasons.CONTENT_MISMATCH)
         if repair.is_same_decision(current, decision):
-            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+            return Outcome(DUPLICATE_CONTENT, None)
         refused = repair.refusal(current, decision, _minimums(repair_minimums))
         if refused is not None or current is None:
-            return Outcome(DEAD_LETTER, state if pruned else None,
+            return Outcome(DEAD_LETTER, None,
                            dead_letter_reason=refused or reasons.REPAIR_UNKNOWN_RECORD)
         record = repair.repaired(current, decision, event.event_id, event.published_at)
         kind = REPAIR_RECORD
     else:
         if current is not None and not current.retracted \
                 and current.content_hash == event.content_hash:
-            return Outcome(DUPLICATE_CONTENT, state if pruned else None)
+            return Outcome(DUPLICATE_CONTENT, None)
         record = _record_from_event(event, current)
         kind = UPSERT_RECORD
 

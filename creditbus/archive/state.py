@@ -92,6 +92,9 @@ class PersonState:
     next_expiry: str | None = None  # the earliest disclosure end among public records
     records: dict[str, RecordState] = field(default_factory=dict)  # "<unit>/<record id>"
     seen: dict[str, Seen] = field(default_factory=dict)  # seen_key(message id) -> Seen
+    marks: dict[str, int] = field(default_factory=dict)
+    """place_key(inbound topic tag, partition) -> the highest offset of this person's messages
+    decided from that inbound partition, whatever the outcome (creditbus.archive.person)."""
 
     def current_records(self) -> dict[str, RecordState]:
         return {k: r for k, r in self.records.items() if not r.retracted}
@@ -100,6 +103,11 @@ class PersonState:
 def seen_key(message_id: str) -> str:
     """A fixed-size dedup key for a message id (event ids are free text of up to 128 chars)."""
     return hashlib.blake2b(message_id.encode(), digest_size=12).hexdigest()
+
+
+def place_key(topic_tag: int, partition: int) -> str:
+    """The key of an inbound partition in `PersonState.marks`."""
+    return f"{topic_tag}:{partition}"
 
 
 def source_tag(topic: str) -> int:
@@ -113,6 +121,7 @@ def encode_state(state: PersonState) -> bytes:
         state.groups, state.version, state.head, state.next_expiry,
         {k: r.encode() for k, r in state.records.items()},
         {k: s.encode() for k, s in state.seen.items()},
+        *([state.marks] if state.marks else []),
     ])
 
 
@@ -124,11 +133,11 @@ def decode_state(person_key: str, data: bytes) -> PersonState:
     if not isinstance(body, list) or not body or body[0] != FORMAT:
         raise ValueError(f"unknown archive state format for person {person_key[:12]}")
     (_fmt, masked_id, name, birth_date, sex, division_code, groups, version, head, next_expiry,
-     records, seen) = body
+     records, seen, *marks) = body  # a state stored before marks existed has none
     return PersonState(
         person_key, masked_id, name, birth_date, sex, division_code, groups, version, head,
         next_expiry, {k: RecordState(*r) for k, r in records.items()},
-        {k: Seen(*s) for k, s in seen.items()})
+        {k: Seen(*s) for k, s in seen.items()}, marks[0] if marks else {})
 
 
 def _from_format_1(old: dict[str, Any]) -> PersonState:

@@ -4,6 +4,7 @@ the state encoding and its migration."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import date
 
 import pytest
@@ -46,10 +47,20 @@ def event(**overrides: object) -> EnrichedEvent:
         content_json='{"Penalty":{"decision_number":"赣司罚〔2026〕1号"}}', content_hash="h1",
         disclosure_start="2026-02-28", disclosure_end="2027-02-28",
         source_topic="credit.raw.justice",
-        source_partition=0, source_offset=0,
+        source_partition=0, source_offset=next(_OFFSETS),
     )
     base.update(overrides)
     return EnrichedEvent(**base)  # type: ignore[arg-type]
+
+
+_OFFSETS = itertools.count()
+"""Each event of a test is its own inbound message unless the test says otherwise."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_offsets() -> None:
+    global _OFFSETS
+    _OFFSETS = itertools.count()
 
 
 def apply(state: PersonState | None, ev: EnrichedEvent):  # type: ignore[no-untyped-def]
@@ -76,7 +87,8 @@ def test_first_event_creates_version_1_on_the_genesis_hash() -> None:
 def test_exact_and_content_duplicates_change_nothing_but_updates_do() -> None:
     first = apply(None, event()).state
     exact = apply(copy(first), event(source_offset=7))
-    assert exact.result == DUPLICATE_EXACT and not exact.updates and exact.state is None
+    assert exact.result == DUPLICATE_EXACT and not exact.updates
+    assert exact.state is not None and exact.state.records == first.records  # only the mark
     assert exact.version == 1
     content = apply(copy(first), event(event_id="e2", published_at=T0 + 5, source_offset=8))
     assert content.result == DUPLICATE_CONTENT and not content.updates
@@ -131,7 +143,30 @@ def test_retracting_an_unknown_record_is_a_dead_letter() -> None:
     out = apply(None, event(action="RETRACT"))
     assert out.result == DEAD_LETTER
     assert out.dead_letter_reason == "RETRACT_UNKNOWN_RECORD"
-    assert out.state is None
+    # saved with its mark only: no record, no version
+    assert out.state is not None and not out.state.records and out.state.version == 0
+
+
+def test_a_decided_message_is_a_replay_even_after_later_changes() -> None:
+    """After a crash the agent may meet a message again with a state that already holds later
+    messages: it must not decide it a second time (a second, different receipt)."""
+    refused = apply(None, event(action="RETRACT", source_offset=10))
+    assert refused.result == DEAD_LETTER
+    later = apply(refused.state, event(event_id="e2", source_offset=11))
+    assert later.result == APPLIED
+    again = apply(later.state, event(action="RETRACT", source_offset=10))
+    assert again.result == REPLAY and not again.updates and again.dead_letter_reason is None
+    # another inbound partition has marks of its own
+    other = apply(later.state, event(event_id="e5", action="RETRACT", source_partition=1,
+                                     source_offset=10))
+    assert other.result == APPLIED
+
+
+def test_marks_survive_encoding() -> None:
+    state = apply(None, event(source_partition=2, source_offset=41)).state
+    back = decode_state("pk1", encode_state(state))
+    assert back.marks == state.marks and back.marks
+    assert apply(back, event(event_id="e9", source_partition=2, source_offset=41)).result == REPLAY
 
 
 def test_expiry_tick_moves_a_due_record_out_of_public_view() -> None:
@@ -215,7 +250,7 @@ def test_state_of_the_first_release_is_migrated_when_read() -> None:
     assert state.records["justice/r1"].content_hash == "h1"
     duplicate = apply(state, event(event_id="e1", source_offset=99))
     assert duplicate.result == DUPLICATE_EXACT
-    changed = apply(state, event(event_id="e7", content_hash="h7"))
+    changed = apply(state, event(event_id="e7", content_hash="h7", source_offset=100))
     assert changed.updates[0].version == 3
     assert changed.updates[0].datum["previous_hash"] == "a" * 64
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -64,14 +65,24 @@ def penalty(severity: str | None = "general", **overrides: Any) -> EnrichedEvent
         disclosure_start=DECIDED.isoformat() if severity in ("general", "serious") else None,
         disclosure_end=(date(2027, 1, 10) if severity == "general" else date(2029, 1, 10)
                         ).isoformat() if severity in ("general", "serious") else None,
-        source_topic="credit.raw.justice", source_partition=0, source_offset=0,
+        source_topic="credit.raw.justice", source_partition=0, source_offset=next(_OFFSETS),
     )
     base.update(overrides)
     return EnrichedEvent(**base)
 
 
+_OFFSETS = itertools.count()
+"""Each event of a test is its own inbound message unless the test says otherwise."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_offsets() -> None:
+    global _OFFSETS
+    _OFFSETS = itertools.count()
+
+
 def repair_event(day: date, *, number: str = "赣司修〔2026〕3号", event_id: str = "r1",
-                 offset: int = 1, **overrides: Any) -> EnrichedEvent:
+                 offset: int | None = None, **overrides: Any) -> EnrichedEvent:
     content = {"CreditRepair": {"authority": "赣州市司法局", "authority_uscc": None,
                                 "decision_date": day.isoformat(), "decision_number": number}}
     base: dict[str, Any] = dict(
@@ -80,7 +91,7 @@ def repair_event(day: date, *, number: str = "赣司修〔2026〕3号", event_id
         content_json=json.dumps(content, ensure_ascii=False, sort_keys=True,
                                 separators=(",", ":")),
         content_hash=f"repair-{event_id}", disclosure_start=None, disclosure_end=None,
-        source_offset=offset)
+        source_offset=next(_OFFSETS) if offset is None else offset)
     base.update(overrides)
     return penalty(**base)
 
@@ -176,7 +187,7 @@ def test_a_repair_of_an_unknown_record_is_refused() -> None:
 def test_a_repair_of_a_retracted_record_is_refused() -> None:
     state = apply(penalised(), penalty(event_id="x", action="RETRACT", source_offset=5,
                                         published_at=at(date(2026, 2, 1)))).state
-    out = apply(copy(state), repair_event(date(2026, 5, 1)))
+    out = apply(copy(state), repair_event(date(2026, 5, 1), offset=6))
     assert out.dead_letter_reason == R.REPAIR_RECORD_RETRACTED
 
 
