@@ -107,5 +107,9 @@ def bus_env(kafka_broker: BrokerState, topic_prefix: str, tmp_path: Path) -> dic
         CREDITBUS_HOME=str(tmp_path / "home"),
         CREDITBUS_PERSON_KEY_SECRET="test-secret",
         CREDITBUS_LOG_LEVEL="INFO",
+        # no fixed metrics ports (9101, 9102): tests run side by side (pytest-xdist); a test
+        # that scrapes a process gives it a free port of its own
+        CREDITBUS_SINK_METRICS_PORT="0",
+        CREDITBUS_WORKER_METRICS_PORT="0",
     )
     return env

@@ -44,7 +44,7 @@ def test_a_second_sink_joining_and_the_first_leaving_move_partitions_and_lose_no
     """Sink A alone, then sink B joins its group (every partition revoked and re-assigned,
     each positioned at the database's offsets), then A leaves (B takes all); both write one
     SQLite file meanwhile (its lock makes them retry). Every update lands exactly once."""
-    stream = generate(400, 8000, seed=41)
+    stream = generate(300, 4000, seed=41)
     topic = make_topics(topics, topic_prefix)
     path = tmp_path / "platform.db"
     url = f"sqlite:///{path}"
@@ -80,7 +80,7 @@ def test_stop_finishes_the_batch_in_hand_and_a_restart_completes_exactly(
     """A stop in the middle of the stream writes the batch in hand with its offsets and
     leaves the loop with 0; a sink started again in the same group reads on from the
     database's offsets, so the platform ends exactly as the stream says."""
-    stream = generate(300, 6000, seed=43)
+    stream = generate(200, 3000, seed=43)
     topic = make_topics(topics, topic_prefix)
     produce(kafka_broker.bootstrap, stream.topic_messages(topic))
     path = tmp_path / "platform.db"
