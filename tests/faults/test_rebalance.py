@@ -30,10 +30,11 @@ def test_a_worker_joining_and_one_leaving_mid_run_change_nothing_in_effect(
 ) -> None:
     """A mixed stream (updates, retractions, exact and content duplicates, bad events) in
     three slices: the first to worker 1 (worker 2 joins while it works on it), the second to
-    the two once both own partitions and tables, the third after worker 1 was stopped with SIGTERM (a clean leave) and worker 2 took over all its
-    partitions and tables. The sink runs throughout. Every record must end at its version,
-    retraction flag and latest content, every person at its number of changes, each change
-    applied once, every bad event dead-lettered with its reason, `creditbus verify` clean."""
+    the two once both own partitions and tables, the third after worker 1 was stopped with
+    SIGTERM (a clean leave) and worker 2 took over all its partitions and tables. The sink
+    runs throughout. Every record must end at its version, retraction flag and latest
+    content, every person at its number of changes, each change applied once, every bad
+    event dead-lettered with its reason, `creditbus verify` clean."""
     started = time.monotonic()
     bootstrap = kafka_broker.bootstrap
     bus = FaultBus.make(bootstrap, topic_prefix, tmp_path / "bus")
