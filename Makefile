@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/creditbus demo
 
+# Two test processes (pytest-xdist), a file at a time each: much of the suite waits on brokers,
+# consumer groups and subprocesses, which the other process fills. Each process starts its own
+# session broker. `--durations` names the slowest tests, so a slow newcomer shows at once.
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration and not postgres and not faults"
