@@ -35,7 +35,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 stop: venv
-	$(BIN)/creditbus kafka down
+	$(BIN)/creditbus demo --stop
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
