@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -244,3 +245,30 @@ def open_db(url: str, *, application_name: str = "creditbus-sink") -> PlatformDB
         return PostgresDB(url, application_name=application_name)
     raise ValueError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///path or "
                      "postgresql://user@host:port/database")
+
+
+class PerThreadDB:
+    """One `PlatformDB` per thread, opened lazily from the URL: the services answer requests
+    from several threads, and a database connection is not shared between threads."""
+
+    def __init__(self, url: str, application_name: str) -> None:
+        self.url = url
+        self.application_name = application_name
+        self._local = threading.local()
+        self._opened: list[PlatformDB] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> PlatformDB:
+        db: PlatformDB | None = getattr(self._local, "db", None)
+        if db is None:
+            db = open_db(self.url, application_name=self.application_name)
+            self._local.db = db
+            with self._lock:
+                self._opened.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()

@@ -7,13 +7,12 @@ Runs plain SQL on the back end's connection (`PlatformDB`), like the query servi
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from creditbus.platformdb.db import PlatformDB, open_db
+from creditbus.platformdb.db import PerThreadDB, PlatformDB
 
 APPLICATION_NAME = "creditbus-portal"
 
@@ -77,20 +76,12 @@ class PortalStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
-        self._opened: list[PlatformDB] = []
-        self._lock = threading.Lock()
+        self._dbs = PerThreadDB(url, APPLICATION_NAME)
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def db(self) -> PlatformDB:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = open_db(self.url, application_name=APPLICATION_NAME)
-            self._local.db = db
-            with self._lock:
-                self._opened.append(db)
-        return db
+        return self._dbs.get()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.db().placeholder)
@@ -135,10 +126,7 @@ class PortalStore:
         return self.db().schema_version()
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._opened:
-                db.close()
-            self._opened.clear()
+        self._dbs.close()
 
     # -- accounts -----------------------------------------------------------------------------
 

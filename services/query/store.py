@@ -10,14 +10,13 @@ Each worker thread of the service owns one `PlatformDB` (they are not thread-saf
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from creditbus.contract.canonical import format_timestamp
 from creditbus.platformdb import schema
-from creditbus.platformdb.db import PlatformDB, open_db
+from creditbus.platformdb.db import PerThreadDB, PlatformDB, open_db
 
 APPLICATION_NAME = "creditbus-query"
 
@@ -77,18 +76,10 @@ class ArchiveStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
-        self._opened: list[PlatformDB] = []
-        self._lock = threading.Lock()
+        self._dbs = PerThreadDB(url, APPLICATION_NAME)
 
     def _db(self) -> PlatformDB:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = open_db(self.url, application_name=APPLICATION_NAME)
-            self._local.db = db
-            with self._lock:
-                self._opened.append(db)
-        return db
+        return self._dbs.get()
 
     def read(self, key: str, *, with_history: bool) -> ArchiveRows | None:
         db = self._db()
@@ -103,7 +94,4 @@ class ArchiveStore:
         return self._db().schema_version() is not None
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._opened:
-                db.close()
-            self._opened.clear()
+        self._dbs.close()
