@@ -23,7 +23,7 @@ demo: venv
 # consumer groups and subprocesses, which the other process fills. Each process starts its own
 # session broker. `--durations` names the slowest tests, so a slow newcomer shows at once.
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=30
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not integration and not postgres and not faults"

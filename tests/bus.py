@@ -120,6 +120,49 @@ def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]])
     return count
 
 
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
+    """Every message of `topic` up to its end as of now (high watermarks read first)."""
+    return read_topics(bootstrap, [topic], timeout)[topic]
+
+
+def read_topics(bootstrap: str, topics: Iterable[str], timeout: float = 60.0,
+                ) -> dict[str, list[Message]]:
+    """Every message of each topic up to its end as of now, with one consumer: the high
+    watermarks are read first, and an empty topic costs no wait."""
+    names = list(topics)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    })
+    try:
+        metadata = consumer.list_topics(timeout=30)
+        ends: dict[tuple[str, int], int] = {}
+        for topic in names:
+            for p in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                if high > low:
+                    ends[(topic, p)] = high
+        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
+        messages: dict[str, list[Message]] = {topic: [] for topic in names}
+        done: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + timeout
+        while len(done) < len(ends):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reading {sorted(set(ends) - done)[:3]} took more than "
+                                     f"{timeout:.0f} s")
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error():
+                    continue
+                where, off = (msg.topic(), msg.partition()), msg.offset()
+                if off < ends[where]:
+                    messages[where[0]].append(msg)
+                if off >= ends[where] - 1:
+                    done.add(where)
+        return messages
+    finally:
+        consumer.close()
+
+
 def consume_all(
     bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 120.0,
     idle: float = 3.0, done: Callable[[list[Message]], bool] | None = None,

@@ -37,7 +37,7 @@ from creditbus.topics import (
     worker_app_id,
     worker_groups,
 )
-from tests.bus import BusProcess, wait_for_members, worker_env
+from tests.bus import BusProcess, read_topic, wait_for_members, worker_env
 
 SECRET = "test-secret"
 """The person-key secret of every process of the suite (so two runs' person keys agree)."""
@@ -96,39 +96,6 @@ def dump_platform(db_path: Path) -> PlatformState:
     finally:
         conn.close()
     return PlatformState(persons, records, log)
-
-
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every message of `topic` up to its end as of now (high watermarks read first)."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"faults-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-    })
-    try:
-        metadata = consumer.list_topics(topic, timeout=30)
-        ends: dict[int, int] = {}
-        for p in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        messages: list[Message] = []
-        done: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(done) < len(ends):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reading {topic} took more than {timeout:.0f} s")
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error():
-                    continue
-                p, off = msg.partition(), msg.offset()
-                if off < ends[p]:
-                    messages.append(msg)
-                if off >= ends[p] - 1:
-                    done.add(p)
-        return messages
-    finally:
-        consumer.close()
 
 
 @dataclass

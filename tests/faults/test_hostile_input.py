@@ -36,9 +36,9 @@ from creditbus.deadletter import header_dict
 from creditbus.identity import make_resident_id
 from creditbus.identity.uscc import make_uscc
 from creditbus.topics import raw_topic, unit_of_raw_topic, updates_topic
-from tests.bus import produce
+from tests.bus import produce, read_topic, read_topics
 from tests.faults.conftest import Report
-from tests.faults.harness import FaultBus, assert_no_problems, dump_platform, read_topic
+from tests.faults.harness import FaultBus, assert_no_problems, dump_platform
 
 BAD = int(os.environ.get("CREDITBUS_FAULTS_HOSTILE", "10000"))
 VALID = max(200, BAD // 10)
@@ -330,8 +330,8 @@ def test_hostile_input_is_dead_lettered_with_its_reason_and_never_stops_the_work
         dead = list(watcher.dead.values())
         update_messages = read_topic(bootstrap, updates_topic(topic_prefix))
         # Everything past the inbound topics: by-person, updates, dead letters, changelogs.
-        downstream = {topic: read_topic(bootstrap, topic) for topic in bus.topic_names()
-                      if unit_of_raw_topic(topic_prefix, topic) is None}
+        downstream = read_topics(bootstrap, [topic for topic in bus.topic_names()
+                                             if unit_of_raw_topic(topic_prefix, topic) is None])
         logs = bus.logs()
         state = dump_platform(bus.db_path)
         verified = bus.verify()

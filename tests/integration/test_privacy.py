@@ -26,7 +26,7 @@ from creditbus.publish import CreditPublisher
 from creditbus.security.keys import generate_key_files
 from creditbus.settings import Settings
 from creditbus.topics import RAW_SEGMENT
-from tests.bus import BusProcess, consume_all, wait_for, worker_env
+from tests.bus import BusProcess, read_topics, wait_for, worker_env
 
 ID_LIKE = re.compile(rb"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9Xx])")
 
@@ -116,8 +116,10 @@ def test_with_field_protection_no_clear_identity_number_anywhere(
 
     findings: dict[str, list[str]] = {}
     scanned = 0
-    for topic in all_topics(kafka_broker.bootstrap, topic_prefix):
-        for msg in consume_all(kafka_broker.bootstrap, topic, idle=2.0, timeout=60):
+    everything = read_topics(kafka_broker.bootstrap, all_topics(kafka_broker.bootstrap,
+                                                                topic_prefix))
+    for topic, messages in everything.items():
+        for msg in messages:
             scanned += 1
             for part in (msg.key() or b"", msg.value() or b"",
                          *[v or b"" for _, v in msg.headers() or []]):
@@ -138,9 +140,11 @@ def test_without_field_protection_only_the_inbound_topics_hold_clear_numbers(
     numbers, _published = publish_sample(env, monkeypatch, 100)
     text = run_full_bus(env, tmp_path)
     inbound_hits = 0
-    for topic in all_topics(kafka_broker.bootstrap, topic_prefix):
+    everything = read_topics(kafka_broker.bootstrap, all_topics(kafka_broker.bootstrap,
+                                                                topic_prefix))
+    for topic, messages in everything.items():
         inbound = topic.startswith(f"{topic_prefix}.{RAW_SEGMENT}.")
-        for msg in consume_all(kafka_broker.bootstrap, topic, idle=2.0, timeout=60):
+        for msg in messages:
             hits = scan(msg.value() or b"", numbers) + scan(msg.key() or b"", numbers)
             if inbound:
                 inbound_hits += len(hits)

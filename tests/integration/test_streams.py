@@ -19,13 +19,13 @@ from tests.bus import (
     BusProcess,
     consume_all,
     produce,
+    read_topic,
     stable_members,
     wait_for,
     wait_for_members,
     worker_env,
 )
 from tests.conftest import Topics
-from tests.faults.harness import read_topic
 from tests.streams_data import Scenario, ScenarioBuilder
 
 SECRET = b"test-secret"

@@ -20,8 +20,7 @@ from creditbus.deadletter import header_dict
 from creditbus.kafka.admin import admin_client, delete_topics
 from creditbus.kafka.lag import workers_lag
 from creditbus.topics import deadletter_topic, updates_topic
-from tests.bus import consume_all, produce
-from tests.faults.harness import read_topic
+from tests.bus import consume_all, produce, read_topic
 from tests.inprocess import (
     InProcessWorker,
     metric_by_label,
