@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from creditbus.devtools.kafka.local import answers
+from tests.bus import wait_for
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,7 +70,7 @@ def test_stale_broker_from_a_crashed_run_is_detected_and_replaced(tmp_path: Path
     assert cli(home, "up").returncode == 0
     first = json.loads((home / "kafka" / "broker.json").read_text())
     os.kill(first["pid"], signal.SIGKILL)
-    time.sleep(0.5)
+    wait_for(lambda: not alive(first["pid"]), 30, "the killed broker to be gone", interval=0.05)
 
     status = cli(home, "status")
     assert status.returncode == 3
