@@ -23,11 +23,16 @@ TESTS_DIR = Path(__file__).parent
 pytest_plugins = ["tests.pg_fixture"]
 
 
-LONGEST_FIRST = ("faults/test_crashes.py", "faults/test_broker_restart.py",
-                 "faults/test_rebalance.py", "faults/test_hostile_input.py")
-"""The longest files (a minute or more each), run first: `make test` hands files to its two
-processes in collection order (`--no-loadscope-reorder`), so these overlap with everything
-else instead of ending the run alone."""
+LONGEST_FIRST = (
+    "faults/test_crashes.py", "integration/test_kafka_cli.py", "integration/test_sink.py",
+    "integration/test_security.py", "faults/test_broker_restart.py",
+    "integration/test_streams.py", "integration/test_privacy.py",
+    "integration/test_publish_import.py", "integration/test_bench.py",
+    "faults/test_hostile_input.py", "faults/test_rebalance.py",
+)
+"""The longest files (half a minute to two minutes each, measured), longest first: `make test`
+hands whole files to its processes in collection order (`--no-loadscope-reorder`), so these
+overlap with each other and with the short ones instead of ending the run alone."""
 
 
 def _run_order(item: pytest.Item) -> tuple[int, int]:
