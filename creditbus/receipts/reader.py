@@ -27,6 +27,9 @@ from creditbus.receipts.model import OUTCOMES, Receipt
 from creditbus.topics import receipts_group_id, receipts_topic
 
 CLOCK_MARGIN_MS = 300_000
+_SETTLING = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                       KafkaError.UNKNOWN_TOPIC_OR_PART})
+"""Errors of a topic whose partitions are still being placed: asked again until the timeout."""
 """Receipts carry the broker's append time of the worker's clock; a reader seeks this much
 earlier than asked, then filters on `decided_at` (the publisher's own clock)."""
 POLL_S = 0.5
@@ -80,20 +83,26 @@ def _start(consumer: Consumer, topic: str, since_ms: int | None,
                                    f" ({error.str() if error else 'unknown'})")
     partitions = sorted(found.partitions)
     ends: dict[int, int] = {}
-    try:
-        for p in partitions:
-            _low, ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                           timeout=timeout)
-        if since_ms is None:
-            return [TopicPartition(topic, p, 0) for p in partitions], ends
-        asked = [TopicPartition(topic, p, max(0, since_ms - CLOCK_MARGIN_MS))
-                 for p in partitions]
-        found_at = consumer.offsets_for_times(asked, timeout=timeout)
-    except KafkaException as exc:
-        error = exc.args[0]
-        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            raise ReceiptsError(f"not authorised to read {topic}") from None
-        raise ReceiptsError(f"cannot read {topic}: {error.str()}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            for p in partitions:
+                _low, ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                               timeout=timeout)
+            if since_ms is None:
+                return [TopicPartition(topic, p, 0) for p in partitions], ends
+            asked = [TopicPartition(topic, p, max(0, since_ms - CLOCK_MARGIN_MS))
+                     for p in partitions]
+            found_at = consumer.offsets_for_times(asked, timeout=timeout)
+            break
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise ReceiptsError(f"not authorised to read {topic}") from None
+            if error.code() in _SETTLING and time.monotonic() < deadline:
+                time.sleep(0.2)  # a topic just created: its leaders are still being elected
+                continue
+            raise ReceiptsError(f"cannot read {topic}: {error.str()}") from None
     # no receipt that late yet: start at the end as it was *before* the lookup (a receipt
     # written in between is not skipped)
     starts = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0
