@@ -226,6 +226,10 @@ class BatchLoop:
                         "it will be read again", len(batch))
             return
         self.batches += 1
+        # idle means nothing to read: time spent retrying this batch (a database away for a
+        # while) is not idle time, or --until-idle would stop right after the retry succeeds,
+        # before the consumer (resumed only now) fetched what is left
+        self.last_activity = time.monotonic()
         self._commit_to_kafka(batch)
 
     def _retry(self, call: Callable[[], T], *, what: str, paused: bool = True,
