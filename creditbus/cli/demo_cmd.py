@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from creditbus.catalog import default_catalog
-from creditbus.devtools.kafka.local import LocalBroker
+from creditbus.cli.kafka_cmd import local_broker
 from creditbus.kafka.clientconf import confluent_auth
 from creditbus.kafka.lag import workers_lag
 from creditbus.settings import Settings
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     demo_dir = settings.home / "demo"
     if args.stop:
         _stop_background(demo_dir)
-        stopped = LocalBroker(settings.home, settings.cache, settings.kafka_version,
-                              settings.kafka_heap).down()
+        stopped = local_broker(settings).down()
         print("stopped the local broker" if stopped else "no local broker was running")
         return 0
     inputs = demo_dir / "input"
@@ -63,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     _stop_background(demo_dir)  # a previous demo's processes: this one starts its own
 
     _step("Starting the local Apache Kafka broker (KRaft, 127.0.0.1)")
-    broker = LocalBroker(settings.home, settings.cache, settings.kafka_version,
-                         settings.kafka_heap)
+    broker = local_broker(settings)
     state = broker.up()  # ConfigError (no Java, a broken broker): one line, exit 2
     print(f"Kafka {state.version} at {state.bootstrap}")
     env = dict(os.environ, CREDITBUS_BOOTSTRAP=state.bootstrap, CREDITBUS_HOME=str(settings.home))

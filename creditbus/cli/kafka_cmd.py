@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def local_broker(settings: Settings, *, secure: bool = False) -> LocalBroker:
     return LocalBroker(settings.home, settings.cache, settings.kafka_version, settings.kafka_heap,
-                       secure=secure)
+                       secure=secure, jvm_options=settings.kafka_jvm_options)
 
 
 def run_certs(args: argparse.Namespace) -> int:

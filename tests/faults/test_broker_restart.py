@@ -40,7 +40,7 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """A broker of this case's own; `LocalBroker` comes back on its ports after `down`."""
     settings = Settings.from_env()
     broker = LocalBroker(tmp_path / "kafka-home", settings.cache, settings.kafka_version,
-                         heap="384m")
+                         heap="384m", jvm_options=settings.kafka_jvm_options)
     broker.up(quiet=True)
     try:
         yield broker
@@ -149,7 +149,7 @@ def test_a_restarted_local_broker_keeps_its_ports(tmp_path: Path) -> None:
     without SO_REUSEADDR refusing ports in TIME_WAIT)."""
     settings = Settings.from_env()
     broker = LocalBroker(tmp_path / "kafka-home", settings.cache, settings.kafka_version,
-                         heap="256m")
+                         heap="256m", jvm_options=settings.kafka_jvm_options)
     try:
         first = broker.up(quiet=True)
         broker.down()

@@ -114,7 +114,8 @@ def acl_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 def secure_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBus]:
     settings = Settings.from_env()
     home = tmp_path_factory.mktemp("secure-home")
-    broker = LocalBroker(home, settings.cache, settings.kafka_version, heap="512m", secure=True)
+    broker = LocalBroker(home, settings.cache, settings.kafka_version, heap="512m", secure=True,
+                         jvm_options=settings.kafka_jvm_options)
     state = broker.up(quiet=True)
     try:
         prefix = f"s{uuid.uuid4().hex[:8]}"

@@ -73,7 +73,7 @@ def test_pyproject_ships_every_package_of_the_tree() -> None:
 
 def test_design_map_names_every_folder() -> None:
     design = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
-    for name, path in _modules().items():
+    for path in _modules().values():
         if path.name == "__init__.py":
             folder = path.parent.relative_to(ROOT).as_posix()
             assert f"`{folder}/`" in design, f"docs/design.md's map does not name {folder}/"

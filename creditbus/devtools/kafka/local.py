@@ -14,6 +14,7 @@ in plaintext mode (that would switch its ACLs off silently).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,9 +75,11 @@ class LocalBroker:
     """Manage one local broker whose files live under `home/kafka`."""
 
     def __init__(
-        self, home: Path, cache: Path, version: str, heap: str = "512m", *, secure: bool = False
+        self, home: Path, cache: Path, version: str, heap: str = "512m", *, secure: bool = False,
+        jvm_options: str = "",
     ) -> None:
         self.dir = home / "kafka"
+        self.jvm_options = jvm_options.split()
         self.cache = cache
         self.version = version
         self.heap = heap
@@ -198,7 +202,7 @@ class LocalBroker:
             self._format(java, classpath, logging_opt, password)
         cmd = [
             str(java), f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", *self.jvm_options,
             f"-Dkafka.logs.dir={self.dir}", logging_opt, "-cp", classpath,
             "kafka.Kafka", str(self.config),
         ]
@@ -240,11 +244,10 @@ class LocalBroker:
     def _format(
         self, java: Path, classpath: str, logging_opt: str, admin_password: str | None = None
     ) -> None:
-        base = [str(java), logging_opt, "-cp", classpath, "kafka.tools.StorageTool"]
-        cluster_id = subprocess.run(
-            [*base, "random-uuid"], capture_output=True, text=True, check=True, timeout=120
-        ).stdout.strip().splitlines()[-1]
-        command = [*base, "format", "-t", cluster_id, "-c", str(self.config)]
+        # a tool that runs for a second: the C1 compiler alone starts it on far less CPU
+        base = [str(java), "-XX:TieredStopAtLevel=1", logging_opt, "-cp", classpath,
+                "kafka.tools.StorageTool"]
+        command = [*base, "format", "-t", new_cluster_id(), "-c", str(self.config)]
         if admin_password is not None:
             # The inter-broker SCRAM user must exist before the broker starts (KRaft keeps SCRAM
             # credentials in the metadata log). StorageTool takes it only on its command line;
@@ -415,6 +418,12 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     tmp.replace(path)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as `kafka-storage.sh random-uuid` makes it (a random UUID, URL-safe
+    base64 without padding), without starting a JVM for it."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def _server_properties(
