@@ -8,6 +8,7 @@ collide. Tests under `tests/integration/` and `tests/faults/` are marked automat
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,11 @@ pytest_plugins = ["tests.pg_fixture"]
 # C1 compiler alone: they start on about 40 % less CPU. The session broker, which carries the
 # whole suite's traffic, keeps the JVM's defaults (it is built with no extra options).
 os.environ.setdefault("CREDITBUS_KAFKA_JVM_OPTIONS", "-XX:TieredStopAtLevel=1")
+# Faust apps that tests build without a datadir keep it under the temporary directory, not in
+# the directory the tests run from (read by faust when it is first imported, after this).
+FAUST_DATA = Path(tempfile.gettempdir()) / "creditbus-tests-faust"
+FAUST_DATA.mkdir(exist_ok=True)
+os.environ.setdefault("F_DATADIR", str(FAUST_DATA / "{conf.name}-data"))
 
 
 LONGEST_FIRST = (
