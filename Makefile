@@ -24,7 +24,7 @@ demo: venv
 # subprocesses, which the other processes fill (with two, the cores were busy 56 % of the time).
 # Each process starts its own session broker. `--durations` names the slowest tests, so a slow
 # newcomer shows at once.
-TEST_PROCESSES ?= 3
+TEST_PROCESSES ?= 4
 test: venv
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder \
 	  --durations=30
