@@ -85,7 +85,6 @@ class Topology:
         self.updates_name = updates_topic(prefix)
         self.deadletters_name = deadletter_topic(prefix)
         self.prefix = prefix
-        self.receipt_topics: dict[str, str] = {}
         self.by_person = app.topic(self.by_person_name, partitions=settings.partitions,
                                    key_serializer="raw", value_serializer="raw")
         self.table = ArchiveTable(app, settings.partitions)
@@ -164,11 +163,8 @@ class Topology:
 
     def _receipt(self, event: EnrichedEvent, built: receipts.Built) -> None:
         """Queue an event's receipt; it goes out with the batch's updates, in one flush."""
-        topic = self.receipt_topics.get(event.unit)
-        if topic is None:
-            topic = self.receipt_topics[event.unit] = receipts_topic(self.prefix, event.unit)
         key, value = built
-        self.output.send(topic, value, key=key)
+        self.output.send(receipts_topic(self.prefix, event.unit), value, key=key)
 
     # -- maintenance ----------------------------------------------------------------------------
 

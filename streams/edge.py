@@ -59,7 +59,6 @@ class EdgeStage:
         self.inbound = inbound
         self.by_person = by_person
         self.deadletters = deadletters
-        self.receipt_topics: dict[str, str] = {}
         self.stop = stop
         self.batch_size = batch_size
         self.batch_s = batch_s
@@ -157,9 +156,7 @@ class EdgeStage:
     def _receipt(self, msg: Message, unit: str, rejection: Rejection) -> None:
         """The rejection's receipt, in the same flush as the dead letter (deterministic: a
         batch read again after a crash sends the same bytes under the same key)."""
-        topic = self.receipt_topics.get(unit)
-        if topic is None:
-            topic = self.receipt_topics[unit] = receipts_topic(self.ingestor.prefix, unit)
+        topic = receipts_topic(self.ingestor.prefix, unit)
         key, value = receipts.rejected_message(
             unit=unit, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
             timestamp=msg.timestamp()[1], row=row_of_headers(msg.headers()),
