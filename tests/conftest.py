@@ -1,4 +1,4 @@
-"""Test harness: one real Kafka broker per session, fresh topics for every test.
+"""Test harness: one real Kafka broker per run, fresh topics for every test.
 
 The broker is the project's own local broker (`creditbus.devtools.kafka.local`), started in a
 temporary home with free ports, so a test run never touches a developer's broker and two runs never
@@ -7,6 +7,7 @@ collide. Tests under `tests/integration/` and `tests/faults/` are marked automat
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import uuid
@@ -82,9 +83,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _shared_broker(root: Path) -> LocalBroker:
+    """The broker all processes of one `pytest -n` run share, in the run's common temporary
+    folder (the workers' own folders are inside it)."""
+    settings = Settings.from_env()
+    return LocalBroker(root / "kafka-home", settings.cache, settings.kafka_version, heap="1g")
+
+
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerState]:
-    """Start the real broker once for the session and stop it (and its data) at the end."""
+def kafka_broker(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerState]:
+    """The real broker of the session: started once and stopped (with its data) at the end.
+
+    Under pytest-xdist the worker processes share one broker, started by the first that needs
+    it (under a file lock; `LocalBroker.up` returns a running broker) and stopped by the
+    controller when the whole run ends: one JVM starts and warms up instead of one per process,
+    and every test's topics have a prefix of their own anyway."""
+    if _xdist_worker(request.config):
+        root = tmp_path_factory.getbasetemp().parent
+        with (root / "kafka-home.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = _shared_broker(root).up(quiet=True)
+        yield state
+        return
     settings = Settings.from_env()
     home = tmp_path_factory.mktemp("kafka-home")
     broker = LocalBroker(home, settings.cache, settings.kafka_version, heap="512m")
@@ -93,6 +118,16 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerSta
         yield state
     finally:
         broker.down(purge=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller, once every worker is done: stop the shared broker, if one ran."""
+    config = session.config
+    if _xdist_worker(config) or not getattr(config.option, "numprocesses", None):
+        return
+    root = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    if (root / "kafka-home").exists():
+        _shared_broker(root).down(purge=True)
 
 
 @pytest.fixture()
