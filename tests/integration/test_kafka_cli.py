@@ -1,4 +1,4 @@
-"""`creditbus kafka up | status | down` on a broker of its own, twice, leaving nothing behind."""
+"""`creditbus kafka up | status | down` on brokers of their own, leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from creditbus.devtools.kafka.local import answers
+from creditbus.devtools.kafka.local import CLASS_ARCHIVE_MIN_JAVA, answers
+from creditbus.devtools.kafka.toolchain import find_java, java_major
+from creditbus.settings import Settings
 from tests.bus import wait_for
 
 
@@ -43,70 +45,76 @@ def kafka_pids_of(home: Path) -> list[int]:
     return pids
 
 
-def test_up_status_down_twice_leaves_no_process(tmp_path: Path) -> None:
+def state_of(home: Path) -> dict[str, object]:
+    return json.loads((home / "kafka" / "broker.json").read_text())
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_up_down_restart_then_a_stale_and_a_hung_broker_are_replaced(tmp_path: Path) -> None:
+    """One broker home through its life: up, status, down; up again (mapping the class
+    archive the clean stop left); SIGKILLed (stale) and SIGSTOPped (hung), each replaced by
+    `up`; its plaintext data refused as secure; down --purge leaves no process."""
     home = tmp_path / "home"
-    for _round in range(2):
-        up = cli(home, "up")
-        assert up.returncode == 0, up.stderr
-        state = json.loads((home / "kafka" / "broker.json").read_text())
-        assert state["bootstrap"].startswith("127.0.0.1:")
-        assert answers(state["bootstrap"])
-
-        status = cli(home, "status")
-        assert status.returncode == 0
-        assert "running" in status.stdout
-
-        down = cli(home, "down")
-        assert down.returncode == 0
-        assert "stopped" in down.stdout
-        assert not alive(state["pid"])
-        assert cli(home, "status").returncode == 3
-    assert kafka_pids_of(home) == []
-    cli(home, "down", "--purge")
-
-
-def test_stale_broker_from_a_crashed_run_is_detected_and_replaced(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    assert cli(home, "up").returncode == 0
-    first = json.loads((home / "kafka" / "broker.json").read_text())
-    os.kill(first["pid"], signal.SIGKILL)
-    wait_for(lambda: not alive(first["pid"]), 30, "the killed broker to be gone", interval=0.05)
-
-    status = cli(home, "status")
-    assert status.returncode == 3
-    assert "stale" in status.stdout
-
     up = cli(home, "up")
     assert up.returncode == 0, up.stderr
-    second = json.loads((home / "kafka" / "broker.json").read_text())
-    assert second["pid"] != first["pid"]
-    assert answers(second["bootstrap"])
-    assert cli(home, "down", "--purge").returncode == 0
-    assert kafka_pids_of(home) == []
+    first = state_of(home)
+    assert str(first["bootstrap"]).startswith("127.0.0.1:")
+    assert answers(str(first["bootstrap"]))
+    status = cli(home, "status")
+    assert status.returncode == 0 and "running" in status.stdout
+    down = cli(home, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not alive(int(first["pid"]))
+    assert cli(home, "status").returncode == 3
 
-
-def test_hung_broker_is_killed_and_replaced(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    # restarted: after a clean stop the next start maps the classes the broker loaded
     assert cli(home, "up").returncode == 0
-    first = json.loads((home / "kafka" / "broker.json").read_text())
-    os.kill(first["pid"], signal.SIGSTOP)  # alive, but answers nothing
+    second = state_of(home)
+    assert answers(str(second["bootstrap"]))
+    settings, java = Settings.from_env(), java_major(find_java()) or 0
+    if java >= CLASS_ARCHIVE_MIN_JAVA:
+        archive = settings.cache / f"kafka-{settings.kafka_version}-java{java}.jsa"
+        assert archive.is_file()
+        assert f"-XX:SharedArchiveFile={archive}" in cmdline(int(second["pid"]))
+
+    # stale: the process of the recorded broker is gone
+    os.kill(int(second["pid"]), signal.SIGKILL)
+    wait_for(lambda: not alive(int(second["pid"])), 30, "the killed broker to be gone",
+             interval=0.05)
+    status = cli(home, "status")
+    assert status.returncode == 3 and "stale" in status.stdout
+    up = cli(home, "up")
+    assert up.returncode == 0, up.stderr
+    third = state_of(home)
+    assert third["pid"] != second["pid"] and answers(str(third["bootstrap"]))
+
+    # hung: alive, but answers nothing
+    os.kill(int(third["pid"]), signal.SIGSTOP)
     try:
         assert cli(home, "status").returncode == 1
         up = cli(home, "up")
         assert up.returncode == 0, up.stderr
-        assert not alive(first["pid"])
+        assert not alive(int(third["pid"]))
     finally:
         try:
-            os.kill(first["pid"], signal.SIGKILL)
+            os.kill(int(third["pid"]), signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    # plaintext data is not turned secure behind the operator's back
+    assert cli(home, "down").returncode == 0
+    refused = cli(home, "up", "--secure")
+    assert refused.returncode == 2 and "plaintext" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     assert cli(home, "down", "--purge").returncode == 0
     assert kafka_pids_of(home) == []
 
 
-def test_secure_up_restart_keeps_the_ca_and_refuses_plaintext_data(tmp_path: Path) -> None:
-    """`up --secure` makes the CA once and names it; a restart reuses the certificate; a
-    plaintext broker's data is not turned secure behind the operator's back."""
+def test_secure_up_and_restart_keep_the_ca(tmp_path: Path) -> None:
+    """`up --secure` makes the CA once and names it; a restart reuses the certificate."""
     home = tmp_path / "home"
     try:
         up = cli(home, "up", "--secure")
@@ -124,12 +132,4 @@ def test_secure_up_restart_keeps_the_ca_and_refuses_plaintext_data(tmp_path: Pat
         assert status.returncode == 0 and "secure" in status.stdout
     finally:
         cli(home, "down", "--purge")
-    plain = tmp_path / "plain"
-    try:
-        assert cli(plain, "up").returncode == 0
-        assert cli(plain, "down").returncode == 0
-        refused = cli(plain, "up", "--secure")
-        assert refused.returncode == 2 and "plaintext" in refused.stderr
-        assert len(refused.stderr.strip().splitlines()) == 1
-    finally:
-        cli(plain, "down", "--purge")
+    assert kafka_pids_of(home) == []

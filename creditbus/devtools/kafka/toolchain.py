@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -33,15 +34,21 @@ def find_java() -> Path:
 
 
 def _check_java_version(java: Path) -> None:
+    major = java_major(java)
+    if major is not None and major < 11:
+        raise PrerequisiteError(f"{java} is Java {major}; Kafka needs Java 11 or newer (17 best).")
+
+
+@functools.cache
+def java_major(java: Path) -> int | None:
+    """The major version of `java` (None when its output does not say)."""
     try:
         out = subprocess.run(
             [str(java), "-version"], capture_output=True, text=True, timeout=30
         ).stderr
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PrerequisiteError(f"{java} does not run: {exc}") from exc
-    major = _java_major(out)
-    if major is not None and major < 11:
-        raise PrerequisiteError(f"{java} is Java {major}; Kafka needs Java 11 or newer (17 best).")
+    return _java_major(out)
 
 
 def _java_major(version_output: str) -> int | None:
