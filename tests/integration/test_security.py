@@ -543,6 +543,7 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     # kafka-1-format: its heredoc and its StorageTool call
     java, settings = str(find_java()), Settings.from_env()
+    jvm = settings.kafka_jvm_options.split()  # the tests' short-lived JVMs: C1 alone
     classpath = f"{ensure_broker_jars(settings.cache, settings.kafka_version, quiet=True)}/*"
     fenv = {k: here(v) for k, v in services["kafka-1-format"]["environment"].items()}
     script = services["kafka-1-format"]["command"][0]
@@ -550,7 +551,7 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
     for name, value in fenv.items():
         heredoc = heredoc.replace(f"${name}", value)
     (tmp_path / "format.properties").write_text(here(heredoc) + "\n")
-    formatted = run([java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+    formatted = run([java, *jvm, "-cp", classpath, "kafka.tools.StorageTool", "format",
                      "--ignore-formatted", "-t", fenv["CLUSTER_ID"], "-c",
                      str(tmp_path / "format.properties"), "--add-scram",
                      f"SCRAM-SHA-512=[name=admin,password={fenv['ADMIN_PASSWORD']}]"])
@@ -566,7 +567,7 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
               "default.replication.factor=1"]  # one node here, three in compose
     (tmp_path / "server.properties").write_text("\n".join(lines) + "\n")
     log = open(tmp_path / "broker.log", "wb")  # closed in the finally below
-    node = subprocess.Popen([java, "-Xmx384m", "-cp", classpath, "kafka.Kafka",
+    node = subprocess.Popen([java, "-Xmx384m", *jvm, "-cp", classpath, "kafka.Kafka",
                              str(tmp_path / "server.properties")], stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -588,7 +589,7 @@ def test_the_compose_kafka_node_runs_as_rendered(tmp_path: Path) -> None:
         config = re.search(r"printf '(.*?)' ", check).group(1)  # type: ignore[union-attr]
         (tmp_path / "hc.properties").write_text(here(config.replace("\\n", "\n").replace(
             "%s", fenv["ADMIN_PASSWORD"])))
-        health = run([java, "-cp", classpath, "kafka.admin.BrokerApiVersionsCommand",
+        health = run([java, *jvm, "-cp", classpath, "kafka.admin.BrokerApiVersionsCommand",
                       "--bootstrap-server", f"localhost:{port}", "--command-config",
                       str(tmp_path / "hc.properties")])
         assert health.returncode == 0, health.stderr[-2000:]

@@ -2,7 +2,7 @@
 (fast path), on the real broker. Each run is a fresh process and consumer group reading the
 same single records; the CPU is the process's (all threads) from the first record to the last.
 
-`CREDITBUS_TRANSPORT_BENCH_RECORDS` (default 30000) and `CREDITBUS_TRANSPORT_BENCH_RUNS`
+`CREDITBUS_TRANSPORT_BENCH_RECORDS` (default 10000) and `CREDITBUS_TRANSPORT_BENCH_RUNS`
 (default 1) set the size; docs/faust-transport.md has the figures of a 100,000-record run.
 """
 
@@ -25,7 +25,7 @@ from tests.conftest import Topics
 from tests.integration.test_transport import delete_app_topics, new_app
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDS = int(os.environ.get("CREDITBUS_TRANSPORT_BENCH_RECORDS", "30000"))
+RECORDS = int(os.environ.get("CREDITBUS_TRANSPORT_BENCH_RECORDS", "10000"))
 RUNS = int(os.environ.get("CREDITBUS_TRANSPORT_BENCH_RUNS", "1"))
 
 
