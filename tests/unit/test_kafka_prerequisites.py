@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import pytest
+
 from creditbus.devtools.kafka.jars import broker_artifacts
+from creditbus.devtools.kafka.local import new_cluster_id
 from creditbus.devtools.kafka.toolchain import _java_major
 
 
@@ -37,3 +42,17 @@ def test_logging_binding_follows_the_kafka_line() -> None:
     four = {a for _, a, _ in broker_artifacts("4.1.0")}
     assert {"kafka_2.13", "slf4j-reload4j"} <= three
     assert {"kafka_2.13", "log4j-slf4j-impl", "log4j-core"} <= four
+
+
+def test_cluster_ids_are_kafkas_shape_and_never_read_as_an_option(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: an id starting with "-" made `kafka-storage format -t <id>` fail (one
+    broker format in 64). The first random UUID here encodes to "-" + ...; the second does not."""
+    first = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    values = iter([first, uuid.UUID(int=7)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(values))
+    made = new_cluster_id()
+    assert not made.startswith("-") and len(made) == 22
+    assert base64.urlsafe_b64decode(made + "==") == uuid.UUID(int=7).bytes
+    monkeypatch.undo()
+    assert all(len(new_cluster_id()) == 22 for _ in range(100))

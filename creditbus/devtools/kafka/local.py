@@ -460,8 +460,12 @@ def _write_private(path: Path, text: str) -> None:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id as `kafka-storage.sh random-uuid` makes it (a random UUID, URL-safe
-    base64 without padding), without starting a JVM for it."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    base64 without padding), without starting a JVM for it. Like Kafka's `Uuid.randomUuid`, never
+    one that starts with "-": the storage tool would read it as an option (one id in 64 did)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
 
 
 def _server_properties(
