@@ -21,9 +21,8 @@ demo: venv
 
 # Four test processes (pytest-xdist) on two cores, a whole file at a time each, the longest
 # files first (tests/conftest.py): much of the suite waits on brokers, consumer groups and
-# subprocesses, which the other processes fill (with two, the cores were busy 56 % of the time;
-# four ran the suite in 10 min 44 s, three in 11 min 22 s).
-# Each process starts its own session broker. `--durations` names the slowest tests, so a slow
+# subprocesses, which the other processes fill (with two, the cores were busy 56 % of the time).
+# The processes share one session broker. `--durations` names the slowest tests, so a slow
 # newcomer shows at once.
 TEST_PROCESSES ?= 4
 test: venv
