@@ -87,11 +87,16 @@ def _xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _session_broker(home: Path, heap: str) -> LocalBroker:
+    """The session broker in `home`, on the JVM's defaults (not CREDITBUS_KAFKA_JVM_OPTIONS)."""
+    settings = Settings.from_env()
+    return LocalBroker(home, settings.cache, settings.kafka_version, heap=heap)
+
+
 def _shared_broker(root: Path) -> LocalBroker:
     """The broker all processes of one `pytest -n` run share, in the run's common temporary
     folder (the workers' own folders are inside it)."""
-    settings = Settings.from_env()
-    return LocalBroker(root / "kafka-home", settings.cache, settings.kafka_version, heap="1g")
+    return _session_broker(root / "kafka-home", heap="1g")
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +115,7 @@ def kafka_broker(request: pytest.FixtureRequest,
             state = _shared_broker(root).up(quiet=True)
         yield state
         return
-    settings = Settings.from_env()
-    home = tmp_path_factory.mktemp("kafka-home")
-    broker = LocalBroker(home, settings.cache, settings.kafka_version, heap="512m")
+    broker = _session_broker(tmp_path_factory.mktemp("kafka-home"), heap="512m")
     state = broker.up(quiet=False)
     try:
         yield state

@@ -27,11 +27,11 @@ from creditbus.receipts.model import OUTCOMES, Receipt
 from creditbus.topics import receipts_group_id, receipts_topic
 
 CLOCK_MARGIN_MS = 300_000
+"""Receipts carry the broker's append time of the worker's clock; a reader seeks this much
+earlier than asked, then filters on `decided_at` (the publisher's own clock)."""
 _SETTLING = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                        KafkaError.UNKNOWN_TOPIC_OR_PART})
 """Errors of a topic whose partitions are still being placed: asked again until the timeout."""
-"""Receipts carry the broker's append time of the worker's clock; a reader seeks this much
-earlier than asked, then filters on `decided_at` (the publisher's own clock)."""
 POLL_S = 0.5
 
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from creditbus.devtools.kafka.local import CLASS_ARCHIVE_MIN_JAVA, answers
-from creditbus.devtools.kafka.toolchain import find_java, java_major
+from creditbus.devtools.kafka.local import LocalBroker, answers
+from creditbus.devtools.kafka.toolchain import find_java
 from creditbus.settings import Settings
 from tests.bus import wait_for
 
@@ -74,9 +74,9 @@ def test_up_down_restart_then_a_stale_and_a_hung_broker_are_replaced(tmp_path: P
     assert cli(home, "up").returncode == 0
     second = state_of(home)
     assert second["bootstrap"] == first["bootstrap"] and answers(str(second["bootstrap"]))
-    settings, java = Settings.from_env(), java_major(find_java()) or 0
-    if java >= CLASS_ARCHIVE_MIN_JAVA:
-        archive = settings.cache / f"kafka-{settings.kafka_version}-java{java}.jsa"
+    settings = Settings.from_env()
+    archive = LocalBroker(home, settings.cache, settings.kafka_version).class_archive(find_java())
+    if archive is not None:  # Java 13 or newer
         assert archive.is_file()
         assert f"-XX:SharedArchiveFile={archive}" in cmdline(int(second["pid"]))
 

@@ -128,7 +128,9 @@ class LocalBroker:
                 continue
             self._write_state(state)
             return state
-        self._drop_class_archive()  # should it be the cause, the next start makes a new one
+        shared = self.class_archive(java)
+        if shared is not None:  # should it be the cause, the next clean stop makes a new one
+            shared.unlink(missing_ok=True)
         raise BrokerError(f"{last_error}\n{self._log_tail()}")
 
     def down(self, *, purge: bool = False) -> bool:
@@ -229,21 +231,23 @@ class LocalBroker:
             ca_file=str(tls.ca_file) if tls else "",
         )
 
-    def _class_archive_options(self, java: Path) -> list[str]:
-        """Map the shared class archive of this Kafka and Java when there is one, else dump
-        one when this broker stops (`CLASS_ARCHIVE_MIN_JAVA`)."""
+    def class_archive(self, java: Path) -> Path | None:
+        """The shared class archive of this Kafka and Java, in the cache (None before
+        `CLASS_ARCHIVE_MIN_JAVA`); it may not exist yet."""
         major = java_major(java)
         if major is None or major < CLASS_ARCHIVE_MIN_JAVA:
+            return None
+        return self.cache / f"kafka-{self.version}-java{major}.jsa"
+
+    def _class_archive_options(self, java: Path) -> list[str]:
+        """Map the shared class archive when there is one, else dump one when this broker
+        stops (into its own folder: `_keep_class_archive` shares it after a clean exit)."""
+        shared = self.class_archive(java)
+        if shared is None:
             return []
-        name = f"kafka-{self.version}-java{major}.jsa"
-        shared = self.cache / name
         if shared.exists():
             return [f"-XX:SharedArchiveFile={shared}"]
-        return [f"-XX:ArchiveClassesAtExit={self.dir / name}"]
-
-    def _drop_class_archive(self) -> None:
-        for shared in self.cache.glob(f"kafka-{self.version}-java*.jsa"):
-            shared.unlink(missing_ok=True)
+        return [f"-XX:ArchiveClassesAtExit={self.dir / shared.name}"]
 
     def _keep_class_archive(self) -> None:
         """After a clean stop, the archive the broker dumped becomes the shared one: copied
